@@ -1,0 +1,35 @@
+"""Shared fixtures: small synthetic data sets made once per session, free ports, and the real data folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from wms.synthetic import SyntheticSpec, generate_dataset
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "water-meters"
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """48 synthetic pairs in the Kaggle layout (read-only: copy before changing)."""
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(root, SyntheticSpec(count=48, seed=7))
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not (REAL_DATA / "images").is_dir():
+        pytest.skip(f"the real Water Meters photos are not at {REAL_DATA}")
+    return REAL_DATA
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

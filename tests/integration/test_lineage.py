@@ -1,0 +1,103 @@
+"""The whole asset graph on a tiny synthetic data set, against real DVC, MLflow and TorchServe."""
+
+import base64
+import io
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import free_port
+from wms.layout import MODEL_NAME, StateLayout
+from wms.tracking import CHAMPION
+from wms_assets.definitions import build_definitions
+from wms_assets.profiles import local_resources
+from wms_assets.resources import LocalModelServer, PromotionPolicy, RawImageSource
+from wms_assets.run import materialize_lineage
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TINY_TRAINING = {"epochs": 1, "image_size": 64}
+
+
+def definitions(layout: StateLayout, server: LocalModelServer, min_test_iou: float) -> dg.Definitions:
+    resources = local_resources(layout)
+    resources["raw_source"] = RawImageSource(synthetic_dir=str(layout.synthetic_data), synthetic_count=40, synthetic_seed=1)
+    resources["promotion_policy"] = PromotionPolicy(min_test_iou=min_test_iou)
+    resources["model_server"] = server
+    return build_definitions(resources)
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory):
+    layout = StateLayout(tmp_path_factory.mktemp("state"))
+    server = LocalModelServer(
+        home=str(layout.torchserve_home),
+        inference_port=free_port(),
+        management_port=free_port(),
+        metrics_port=free_port(),
+        worker_port=free_port(),
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    yield layout, server, instance
+    server.server().stop()
+
+
+@pytest.fixture(scope="module")
+def first_run(stage):
+    layout, server, instance = stage
+    outcome = materialize_lineage(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=0.0))
+    assert outcome.success, outcome.summary()
+    return outcome
+
+
+def test_every_stage_materializes_and_every_gate_passes(first_run):
+    materialized = {line.split()[-1] for line in first_run.lines if line.strip().startswith("materialized")}
+    assert materialized == {
+        "raw_images",
+        "dataset",
+        "trained_model",
+        "registered_model",
+        "champion_model",
+        "serving_artifacts",
+        "serving_image",
+        "release",
+    }
+    assert "  check test_iou_meets_threshold: passed" in first_run.lines
+    assert "  check onnx_matches_pytorch: passed" in first_run.lines
+
+
+def test_the_released_model_answers_with_a_mask(stage, first_run):
+    _, server, _ = stage
+    photo = Path(first_run.sample_photo).read_bytes()
+    answer = server.server().predict(MODEL_NAME, photo)
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["mask_png_base64"]))))
+    displayed = Image.open(first_run.sample_photo)
+    from PIL import ImageOps
+
+    assert mask.shape == ImageOps.exif_transpose(displayed).size[::-1]
+    assert answer["model_version"] == "1"
+
+
+def test_a_second_run_reuses_the_trained_model(stage, first_run):
+    layout, server, instance = stage
+    outcome = materialize_lineage(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=0.0))
+    assert outcome.success, outcome.summary()
+    materialization = instance.get_latest_materialization_event(dg.AssetKey("trained_model")).asset_materialization
+    assert materialization.metadata["reused_previous_run"].value is True
+    assert server.server().served_version(MODEL_NAME) == "1"
+
+
+def test_a_failed_gate_changes_nothing_downstream(stage, first_run):
+    layout, server, instance = stage
+    strict = definitions(layout, server, min_test_iou=1.01)
+    outcome = materialize_lineage({**TINY_TRAINING, "seed": 5}, instance, strict)
+    assert not outcome.success
+    assert "  check test_iou_meets_threshold: FAILED" in outcome.lines
+    from wms.tracking import ModelRegistry
+
+    registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
+    assert str(registry.version_by_alias(CHAMPION).version) == "1"
+    assert registry.client.get_model_version(MODEL_NAME, "2").tags["gate_test_iou"].startswith("failed")
+    assert server.server().served_version(MODEL_NAME) == "1"

@@ -1,0 +1,88 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wms.imaging import (
+    EXIF_ORIENTATION_TAG,
+    Letterbox,
+    UnreadableImageError,
+    bounding_box,
+    displayed_size,
+    letterbox_image,
+    letterbox_mask,
+    mask_to_png,
+    read_mask,
+    read_photo,
+    restore_probabilities,
+)
+
+
+def jpeg_bytes(array: np.ndarray, orientation: int | None = None) -> bytes:
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    if orientation:
+        exif[EXIF_ORIENTATION_TAG] = orientation
+    Image.fromarray(array).save(buffer, format="JPEG", exif=exif.tobytes(), quality=95)
+    return buffer.getvalue()
+
+
+def test_read_photo_turns_by_exif_orientation():
+    stored = np.zeros((20, 40, 3), dtype=np.uint8)  # wide as stored
+    photo = read_photo(jpeg_bytes(stored, orientation=6))
+    assert photo.shape == (40, 20, 3)  # tall as displayed
+
+
+def test_displayed_size_reads_orientation_without_decoding(tmp_path):
+    path = tmp_path / "turned.jpg"
+    path.write_bytes(jpeg_bytes(np.zeros((20, 40, 3), dtype=np.uint8), orientation=6))
+    assert displayed_size(path) == (20, 40)
+
+
+def test_read_mask_thresholds_jpeg_noise_at_127():
+    values = np.array([[0, 1, 126, 128, 254, 255]], dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(values, mode="L").save(buffer, format="PNG")
+    assert read_mask(buffer.getvalue()).tolist() == [[False, False, False, True, True, True]]
+
+
+def test_unreadable_bytes_raise_a_clear_error():
+    with pytest.raises(UnreadableImageError, match="cannot decode image"):
+        read_photo(b"definitely not an image")
+
+
+@pytest.mark.parametrize("shape", [(300, 400), (400, 300), (37, 91)])
+def test_letterbox_keeps_aspect_ratio_and_restores_the_photo_size(shape):
+    photo = np.full((*shape, 3), 200, dtype=np.uint8)
+    square, box = letterbox_image(photo, 64)
+    assert square.shape == (64, 64, 3)
+    assert max(box.inner_height, box.inner_width) == 64
+    assert square[: box.inner_height, : box.inner_width].min() == 200
+    restored = restore_probabilities(np.ones((64, 64), dtype=np.float32), box)
+    assert restored.shape == shape
+
+
+def test_letterbox_mask_lines_up_with_its_photo():
+    mask = np.zeros((300, 400), dtype=bool)
+    mask[100:150, 200:300] = True
+    squared = letterbox_mask(mask, 100)
+    box = Letterbox(300, 400, 100)
+    assert squared.shape == (100, 100)
+    assert not squared[box.inner_height :].any()
+    assert squared[25:37, 50:75].all()
+
+
+def test_mask_png_holds_only_0_and_255():
+    mask = np.zeros((5, 6), dtype=bool)
+    mask[1:3, 2:4] = True
+    values = np.asarray(Image.open(io.BytesIO(mask_to_png(mask))))
+    assert set(np.unique(values)) == {0, 255}
+    assert values.shape == (5, 6)
+
+
+def test_bounding_box():
+    mask = np.zeros((10, 10), dtype=bool)
+    assert bounding_box(mask) is None
+    mask[2:5, 3:8] = True
+    assert bounding_box(mask) == [3, 2, 7, 4]

@@ -1,0 +1,33 @@
+"""Facts about the real Kaggle photos that the code relies on (skipped where the folder is absent)."""
+
+import numpy as np
+import pytest
+
+from wms.data import scan_pairs, split_pairs
+from wms.imaging import read_mask, read_photo
+
+pytestmark = pytest.mark.real_data
+
+
+def test_every_real_pair_lines_up_after_the_exif_turn(real_data):
+    scan = scan_pairs(real_data)
+    assert len(scan.pairs) == 800
+    assert scan.rejected == []
+
+
+def test_real_split_proportions(real_data):
+    splits = split_pairs(scan_pairs(real_data).pairs)
+    shares = {name: len(pairs) / 800 for name, pairs in splits.items()}
+    assert 0.6 < shares["train"] < 0.8
+    assert 0.08 < shares["test"] < 0.22
+
+
+def test_a_turned_real_photo_matches_its_mask(real_data):
+    from PIL import Image
+
+    turned = next(p for p in sorted((real_data / "images").iterdir()) if Image.open(p).getexif().get(0x0112) == 6)
+    photo, mask = read_photo(turned), read_mask(real_data / "masks" / turned.name)
+    assert photo.shape[:2] == mask.shape
+    assert 0.001 < mask.mean() < 0.2
+    window = photo[mask].mean()
+    assert np.isfinite(window)

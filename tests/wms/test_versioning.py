@@ -1,0 +1,48 @@
+import shutil
+
+import pytest
+
+from wms.versioning import DvcError, DvcRepository
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def repository(tmp_path, synthetic_root):
+    repo = DvcRepository(root=tmp_path / "repo", remote_url=str(tmp_path / "remote"))
+    repo.ensure()
+    shutil.copytree(synthetic_root / "images", repo.root / "data" / "images")
+    return repo
+
+
+def test_track_pushes_to_the_remote_and_returns_the_hash(repository, tmp_path):
+    version = repository.track("data")
+    assert len(version) == 32
+    assert repository.data_version("data") == version
+    assert any((tmp_path / "remote").rglob("*")), "the push must reach the remote"
+
+
+def test_the_hash_follows_the_content(repository):
+    first = repository.track("data")
+    assert repository.track("data") == first
+    victim = next((repository.root / "data" / "images").iterdir())
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    assert repository.track("data") != first
+
+
+def test_a_failed_push_leaves_the_pointer_as_it_was(repository, tmp_path):
+    first = repository.track("data")
+    pointer = repository.pointer_path("data").read_text()
+    broken = DvcRepository(root=repository.root, remote_url=str(tmp_path / "remote-is-a-file"))
+    (tmp_path / "remote-is-a-file").write_text("not a folder")
+    broken.ensure()
+    next((repository.root / "data" / "images").iterdir()).write_bytes(b"changed")
+    with pytest.raises(DvcError, match="dvc push"):
+        broken.track("data")
+    assert repository.pointer_path("data").read_text() == pointer
+    assert broken.data_version("data") == first
+
+
+def test_an_untracked_folder_has_no_version(tmp_path):
+    with pytest.raises(DvcError, match="not tracked"):
+        DvcRepository(root=tmp_path, remote_url=str(tmp_path / "r")).data_version("data")

@@ -1,0 +1,39 @@
+import dagster as dg
+import pytest
+
+from wms_assets import constants
+from wms_assets.definitions import defs
+from wms_assets.profiles import current_profile
+
+
+def test_definitions_load_with_every_stage():
+    keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+    assert keys == {
+        constants.RAW_IMAGES,
+        constants.DATASET,
+        constants.TRAINED_MODEL,
+        constants.REGISTERED_MODEL,
+        constants.CHAMPION_MODEL,
+        constants.SERVING_ARTIFACTS,
+        constants.SERVING_IMAGE,
+        constants.RELEASE,
+    }
+    assert defs.resolve_job_def(constants.LINEAGE_JOB) is not None
+
+
+def test_the_promotion_gates_are_blocking():
+    specs = [spec for assets_def in defs.resolve_asset_graph().assets_defs for spec in assets_def.check_specs]
+    assert {spec.name: spec.blocking for spec in specs} == {"test_iou_meets_threshold": True, "onnx_matches_pytorch": True}
+
+
+def test_asset_selection_strings_parse():
+    """DVC's hydra pins antlr4 4.9.3, which breaks this parser at run time (dagster-io/dagster#27487)."""
+    selection = dg.AssetSelection.from_string("key:dataset+")
+    resolved = selection.resolve(defs.resolve_asset_graph())
+    assert constants.TRAINED_MODEL in resolved
+
+
+def test_an_unknown_profile_is_refused(monkeypatch):
+    monkeypatch.setenv("WMS_PROFILE", "mars")
+    with pytest.raises(ValueError, match="use one of local, aws"):
+        current_profile()

@@ -1,0 +1,51 @@
+"""Masks for a folder of photos, from a registered or exported model (what `wms predict` does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wms.imaging import IMAGE_SUFFIXES, UnreadableImageError, mask_to_png, read_photo
+from wms.layout import MODEL_NAME, StateLayout
+from wms.predict import Segmenter, TorchBackend, onnx_segmenter
+from wms.tracking import CHAMPION, ModelRegistry
+
+
+@dataclass
+class BatchReport:
+    written: list[Path] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_segmenter(model_ref: str, layout: StateLayout) -> Segmenter:
+    """'champion', an MLflow models:/ URI, or a path to an .onnx file; LookupError when it leads nowhere."""
+    if model_ref.startswith("models:/") or model_ref == CHAMPION:
+        registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
+        uri = registry.alias_uri(CHAMPION) if model_ref == CHAMPION else model_ref
+        return Segmenter(TorchBackend(registry.load_pytorch(uri)), registry.image_size_of(uri))
+    path = Path(model_ref)
+    if path.suffix == ".onnx" and path.is_file():
+        return onnx_segmenter(path)
+    raise LookupError(
+        f"no model at {model_ref!r}: give 'champion', an MLflow URI such as models:/{MODEL_NAME}@champion, "
+        "or the path of an exported .onnx file"
+    )
+
+
+def predict_folder(segmenter: Segmenter, input_dir: Path, output_dir: Path) -> BatchReport:
+    """Write <stem>.png (0 and 255) for every photo in input_dir; note each file that could not be read."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = BatchReport()
+    for path in sorted(p for p in input_dir.iterdir() if p.is_file()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            report.failures[path.name] = f"not a photo (expected one of {', '.join(IMAGE_SUFFIXES)})"
+            continue
+        try:
+            mask = segmenter.mask(read_photo(path))
+        except UnreadableImageError as error:
+            report.failures[path.name] = str(error)
+            continue
+        target = output_dir / f"{path.stem}.png"
+        target.write_bytes(mask_to_png(mask))
+        report.written.append(target)
+    return report

@@ -1,0 +1,142 @@
+"""`wms`: the operations of the Dagster graph for people outside the Dagster UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from wms.layout import MODEL_NAME, StateLayout, default_home
+
+
+@click.group()
+def main() -> None:
+    """WMS: train, version, gate, package, deploy and monitor U-Nets for water-meter photos."""
+
+
+@main.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A real data folder (Kaggle layout) instead of synthetic data.",
+)
+@click.option("--epochs", type=int, help="Training epochs (default: the training config's).")
+@click.option("--encoder", help="U-Net encoder (default: the training config's).")
+@click.option("--image-size", type=int, help="Model input side in pixels (default: the training config's).")
+def run(data_dir: Path | None, epochs: int | None, encoder: str | None, image_size: int | None) -> None:
+    """Materialize the whole asset graph on the current profile and print how to use the result."""
+    layout = StateLayout(default_home())
+    layout.create()
+    os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
+    if data_dir:
+        os.environ["WMS_DATA_DIR"] = str(data_dir.resolve())
+    from wms_assets.run import materialize_lineage
+
+    overrides = {
+        key: value for key, value in {"epochs": epochs, "encoder": encoder, "image_size": image_size}.items() if value is not None
+    }
+    started = time.perf_counter()
+    outcome = materialize_lineage(overrides)
+    click.echo(outcome.summary())
+    if not outcome.success:
+        sys.exit(1)
+    click.echo(f"\nThe graph took {time.perf_counter() - started:.0f} s.")
+    click.echo(next_steps(layout, outcome.release_url, outcome.sample_photo))
+
+
+def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:
+    from wms.torchserve import LocalTorchServe
+
+    server = LocalTorchServe(home=layout.torchserve_home)
+    prediction = server.predict(MODEL_NAME, Path(sample_photo).read_bytes())
+    prediction["mask_png_base64"] = f"<{len(prediction['mask_png_base64'])} base64 characters>"
+    venv_bin = Path(sys.executable).parent
+    return "\n".join(
+        [
+            "",
+            "Next:",
+            f"  Dagster UI   DAGSTER_HOME={layout.dagster_home} {venv_bin / 'dagster'} dev -w workspace.yaml -p 3000",
+            f"  MLflow UI    {venv_bin / 'mlflow'} ui --backend-store-uri {layout.mlflow_tracking_uri} -h 127.0.0.1 -p 5000",
+            f"  Inference    POST {url}",
+            f"  Try it       curl -s -X POST {url} -H 'Content-Type: application/octet-stream' --data-binary @{sample_photo}",
+            f"  Masks        {venv_bin / 'wms'} predict --model champion --input DIR --output DIR",
+            f"  Stop serving {venv_bin / 'wms'} serve stop",
+            "",
+            f"Sample prediction for {sample_photo}:",
+            json.dumps(prediction, indent=2),
+        ]
+    )
+
+
+@main.command()
+@click.option(
+    "--model",
+    "model_ref",
+    required=True,
+    help="'champion', an MLflow URI (models:/<name>@<alias>) or a path to an exported .onnx model.",
+)
+@click.option("--input", "input_dir", required=True, type=click.Path(path_type=Path), help="Folder of photos.")
+@click.option("--output", "output_dir", required=True, type=click.Path(path_type=Path), help="Folder for the PNG masks.")
+def predict(model_ref: str, input_dir: Path, output_dir: Path) -> None:
+    """Write a 0/255 PNG mask, the size of the EXIF-turned photo, for each photo in a folder."""
+    from wms.batch import predict_folder, resolve_segmenter
+
+    if not input_dir.is_dir():
+        raise click.UsageError(f"--input {input_dir} is not a folder of photos")
+    try:
+        segmenter = resolve_segmenter(model_ref, StateLayout(default_home()))
+    except LookupError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    report = predict_folder(segmenter, input_dir, output_dir)
+    for name, reason in report.failures.items():
+        click.echo(f"skipped {name}: {reason}", err=True)
+    click.echo(f"wrote {len(report.written)} mask(s) to {output_dir}; {len(report.failures)} file(s) skipped")
+    if not report.written:
+        sys.exit(1)
+
+
+@main.group()
+def serve() -> None:
+    """The local TorchServe."""
+
+
+@serve.command("status")
+def serve_status() -> None:
+    """Say whether the local TorchServe answers and which model version it serves."""
+    from wms.torchserve import LocalTorchServe
+
+    server = LocalTorchServe(home=StateLayout(default_home()).torchserve_home)
+    version = server.served_version(MODEL_NAME)
+    click.echo(f"{MODEL_NAME} version {version} at {server.inference_url}" if version else "TorchServe is not serving WMS")
+
+
+@serve.command("stop")
+def serve_stop() -> None:
+    """Stop the local TorchServe."""
+    from wms.torchserve import LocalTorchServe
+
+    LocalTorchServe(home=StateLayout(default_home()).torchserve_home).stop()
+    click.echo("TorchServe stopped")
+
+
+@main.group()
+def data() -> None:
+    """Data sets."""
+
+
+@data.command("generate")
+@click.option("--output", required=True, type=click.Path(path_type=Path), help="Folder to write images/ and masks/ into.")
+@click.option("--count", default=160, show_default=True, help="Number of image/mask pairs.")
+@click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives the same files.")
+def data_generate(output: Path, count: int, seed: int) -> None:
+    """Generate a synthetic data set in the Kaggle Water Meters layout."""
+    from wms.synthetic import SyntheticSpec, generate_dataset
+
+    names = generate_dataset(output, SyntheticSpec(count=count, seed=seed))
+    click.echo(f"wrote {len(names)} pairs to {output}")

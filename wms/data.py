@@ -1,0 +1,108 @@
+"""Reading a data set in the Kaggle Water Meters layout and splitting it stably.
+
+Layout: ROOT/images/<name> (photo) and ROOT/masks/<name> (mask of the digit window, same file name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wms.imaging import UnreadableImageError, displayed_size, list_images
+
+SPLITS = ("train", "val", "test")
+
+
+class DatasetLayoutError(ValueError):
+    """Raised when a folder is not in the Kaggle Water Meters layout."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: Path
+    mask: Path
+
+    @property
+    def name(self) -> str:
+        return self.image.name
+
+
+@dataclass
+class ScanResult:
+    pairs: list[Pair] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+
+def scan_pairs(root: Path) -> ScanResult:
+    """Find the image/mask pairs under root; list the files that cannot be used, with a reason each."""
+    images_dir, masks_dir = root / "images", root / "masks"
+    if not images_dir.is_dir() or not masks_dir.is_dir():
+        raise DatasetLayoutError(
+            f"{root} is not in the Kaggle Water Meters layout: it needs the folders images/ and masks/ "
+            "holding photos and masks with the same file names"
+        )
+    result = ScanResult()
+    mask_names = {p.name for p in list_images(masks_dir)}
+    for image in list_images(images_dir):
+        reason = _rejection_reason(image, masks_dir / image.name, mask_names)
+        if reason:
+            result.rejected.append({"file": str(image.relative_to(root)), "reason": reason})
+        else:
+            result.pairs.append(Pair(image=image, mask=masks_dir / image.name))
+    for orphan in sorted(mask_names - {p.name for p in list_images(images_dir)}):
+        result.rejected.append({"file": f"masks/{orphan}", "reason": "mask has no image"})
+    return result
+
+
+def _rejection_reason(image: Path, mask: Path, mask_names: set[str]) -> str | None:
+    if image.name not in mask_names:
+        return "image has no mask"
+    try:
+        photo_size = displayed_size(image)
+        mask_size = displayed_size(mask)
+    except UnreadableImageError as error:
+        return str(error)
+    if photo_size != mask_size:
+        return f"image size {photo_size} differs from mask size {mask_size} after the EXIF turn"
+    return None
+
+
+def split_of(image: Path, test_percent: int = 15, val_percent: int = 15) -> str:
+    """The split of an image, decided by a hash of its bytes: adding images never moves another one."""
+    bucket = int(hashlib.sha256(image.read_bytes()).hexdigest()[:8], 16) % 100
+    if bucket < test_percent:
+        return "test"
+    if bucket < test_percent + val_percent:
+        return "val"
+    return "train"
+
+
+def split_pairs(pairs: list[Pair]) -> dict[str, list[Pair]]:
+    splits: dict[str, list[Pair]] = {name: [] for name in SPLITS}
+    for pair in pairs:
+        splits[split_of(pair.image)].append(pair)
+    return splits
+
+
+def mirror_pairs(pairs: list[Pair], destination: Path) -> int:
+    """Make destination/images and destination/masks hold exactly these pairs; return how many files changed."""
+    changed = 0
+    for sub in ("images", "masks"):
+        wanted = {getattr(pair, sub[:-1]).name: getattr(pair, sub[:-1]) for pair in pairs}
+        target_dir = destination / sub
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [p for p in target_dir.iterdir() if p.name not in wanted]:
+            stale.unlink()
+            changed += 1
+        for name, source in wanted.items():
+            changed += _copy_if_changed(source, target_dir / name)
+    return changed
+
+
+def _copy_if_changed(source: Path, target: Path) -> int:
+    if target.exists() and target.stat().st_size == source.stat().st_size and target.read_bytes() == source.read_bytes():
+        return 0
+    shutil.copyfile(source, target)
+    return 1

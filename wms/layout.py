@@ -1,0 +1,63 @@
+"""Where the local profile keeps its state: one git-ignored folder, `.wms/` in the project by default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_VARIABLE = "WMS_HOME"
+MODEL_NAME = "wms-unet"
+
+
+def default_home() -> Path:
+    """$WMS_HOME, or .wms in the current folder (the project root when run as the README says)."""
+    return Path(os.environ.get(HOME_VARIABLE, Path.cwd() / ".wms")).resolve()
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    home: Path
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def synthetic_data(self) -> Path:
+        return self.home / "data" / "synthetic"
+
+    @property
+    def dvc_repo(self) -> Path:
+        return self.home / "dvc"
+
+    @property
+    def dvc_remote(self) -> Path:
+        return self.home / "dvc-remote"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    @property
+    def serving(self) -> Path:
+        return self.home / "serving"
+
+    @property
+    def torchserve_home(self) -> Path:
+        return self.home / "torchserve"
+
+    def create(self) -> None:
+        for folder in (self.dagster_home, self.mlflow_dir, self.serving, self.torchserve_home):
+            folder.mkdir(parents=True, exist_ok=True)
+        settings = self.dagster_home / "dagster.yaml"
+        if not settings.exists():
+            settings.write_text("telemetry:\n  enabled: false\n")

@@ -1,0 +1,213 @@
+"""Model archives and a TorchServe on this machine: build, start, swap models, stop.
+
+Each LocalTorchServe keeps its config, model store, logs and PID file in its own home folder, so several can
+run side by side on different ports (TorchServe's CLI otherwise keeps one PID file per machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVING_DIR = Path(__file__).resolve().parent.parent / "serving"
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
+class TorchServeError(RuntimeError):
+    """TorchServe refused a command or did not become ready; the message says what it answered."""
+
+
+def build_archive(onnx_path: Path, model_name: str, version: str, store: Path) -> Path:
+    """Pack the ONNX model and the handler into store/<model_name>-v<version>.mar."""
+    store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        _run(
+            [
+                str(Path(sys.executable).with_name("torch-model-archiver")),
+                "--model-name",
+                model_name,
+                "--version",
+                version,
+                "--serialized-file",
+                str(onnx_path),
+                "--handler",
+                str(SERVING_DIR / "handler.py"),
+                "--export-path",
+                scratch,
+                "--force",
+            ]
+        )
+        target = store / f"{model_name}-v{version}.mar"
+        shutil.move(Path(scratch) / f"{model_name}.mar", target)
+    return target
+
+
+@dataclass(frozen=True)
+class LocalTorchServe:
+    home: Path
+    host: str = "127.0.0.1"
+    inference_port: int = 8080
+    management_port: int = 8081
+    metrics_port: int = 8082
+    worker_port: int = 9000
+    workers: int = 1
+    start_timeout_s: float = 120.0
+
+    @property
+    def model_store(self) -> Path:
+        return self.home / "model-store"
+
+    @property
+    def inference_url(self) -> str:
+        return f"http://{self.host}:{self.inference_port}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{self.host}:{self.management_port}"
+
+    def write_config(self) -> Path:
+        """config.properties for local use: loopback only, no token (nothing leaves this machine), metrics for Prometheus."""
+        config = self.home / "config.properties"
+        config.write_text(
+            "\n".join(
+                [
+                    f"inference_address=http://{self.host}:{self.inference_port}",
+                    f"management_address=http://{self.host}:{self.management_port}",
+                    f"metrics_address=http://{self.host}:{self.metrics_port}",
+                    f"model_store={self.model_store}",
+                    f"initial_worker_port={self.worker_port}",
+                    "disable_token_authorization=true",
+                    "enable_model_api=true",
+                    "metrics_mode=prometheus",
+                    f"default_workers_per_model={self.workers}",
+                    f"max_request_size={MAX_REQUEST_BYTES}",
+                    f"max_response_size={MAX_REQUEST_BYTES}",
+                    "install_py_dep_per_model=false",
+                    "",
+                ]
+            )
+        )
+        return config
+
+    def is_up(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.inference_url}/ping", timeout=2) as response:
+                return json.load(response).get("status") == "Healthy"
+        except (OSError, ValueError):
+            return False
+
+    def start(self, archive: Path) -> None:
+        """Start TorchServe in the background serving this archive; return once the model answers /ping."""
+        self.model_store.mkdir(parents=True, exist_ok=True)
+        (self.home / "logs").mkdir(exist_ok=True)
+        command = [
+            str(Path(sys.executable).with_name("torchserve")),
+            "--start",
+            "--ncs",
+            "--model-store",
+            str(self.model_store),
+            "--ts-config",
+            str(self.write_config()),
+            "--models",
+            archive.name,
+        ]
+        # TorchServe's Java process inherits the output streams: a file, not a pipe, or the call never returns.
+        with open(self.home / "logs" / "torchserve-start.log", "ab") as log:
+            completed = subprocess.run(command, env=self._env(), stdout=log, stderr=log, cwd=self.home, start_new_session=True)
+        if completed.returncode != 0:
+            raise TorchServeError(f"torchserve --start failed with exit code {completed.returncode}: see {self.home / 'logs'}")
+        self._wait_until_ready()
+
+    def _env(self) -> dict[str, str]:
+        tmp = self.home / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return {
+            **os.environ,
+            "TMPDIR": str(tmp),
+            "LOG_LOCATION": str(self.home / "logs"),
+            "METRICS_LOCATION": str(self.home / "logs"),
+        }
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.is_up() and self.models():
+                return
+            time.sleep(0.5)
+        raise TorchServeError(f"TorchServe did not become ready within {self.start_timeout_s:.0f} s: see {self.home / 'logs'}")
+
+    def models(self) -> list[dict]:
+        """[{'modelName': ..., 'modelUrl': ...}] as the management API lists them."""
+        return self._management("GET", "/models").get("models", [])
+
+    def deploy(self, archive: Path, model_name: str, version: str) -> None:
+        """Serve this archive: start TorchServe, or register it beside the running version and switch to it."""
+        if not self.is_up():
+            self.start(archive)
+            return
+        served = (
+            {entry["modelVersion"] for entry in self._management("GET", f"/models/{model_name}/all")}
+            if self._has_model(model_name)
+            else set()
+        )
+        if version not in served:
+            self._management("POST", f"/models?url={archive.name}&initial_workers={self.workers}&synchronous=true")
+        self._management("PUT", f"/models/{model_name}/{version}/set-default")
+        for old in served - {version}:
+            self._management("DELETE", f"/models/{model_name}/{old}")
+
+    def _has_model(self, model_name: str) -> bool:
+        return any(entry["modelName"] == model_name for entry in self.models())
+
+    def served_version(self, model_name: str) -> str | None:
+        """The default version of the model, or None when TorchServe is down or does not serve it."""
+        if not self.is_up() or not self._has_model(model_name):
+            return None
+        return next(entry["modelVersion"] for entry in self._management("GET", f"/models/{model_name}"))
+
+    def stop(self) -> None:
+        subprocess.run(
+            [str(Path(sys.executable).with_name("torchserve")), "--stop"],
+            env=self._env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.home,
+        )
+        deadline = time.monotonic() + 30
+        while self.is_up() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def predict(self, model_name: str, body: bytes, timeout: float = 60.0) -> dict:
+        request = urllib.request.Request(
+            f"{self.inference_url}/predictions/{model_name}",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/octet-stream"},  # urllib's default (a form) makes TorchServe answer 500
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.load(response)
+
+    def _management(self, method: str, path: str):
+        request = urllib.request.Request(f"{self.management_url}{path}", method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            raise TorchServeError(
+                f"TorchServe {method} {path} answered {error.code}: {error.read().decode(errors='replace')}"
+            ) from error
+
+
+def _run(command: list[str]) -> None:
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise TorchServeError(f"{Path(command[0]).name} failed: {completed.stderr.strip() or completed.stdout.strip()}")

@@ -1,0 +1,124 @@
+"""Training a U-Net on the train split, choosing the best epoch on val, scoring it on test."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from wms.data import Pair
+from wms.dataset import MeterDataset
+from wms.imaging import read_mask, read_photo
+from wms.losses import bce_dice_loss
+from wms.metrics import SegmentationScores, iou, score_masks
+from wms.model import build_unet
+from wms.predict import Segmenter, TorchBackend
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    encoder: str = "mobilenet_v2"
+    image_size: int = 128
+    epochs: int = 10
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    seed: int = 0
+    threads: int = 2
+
+    def as_params(self) -> dict[str, str | int | float]:
+        return asdict(self)
+
+
+@dataclass
+class TrainingResult:
+    model: torch.nn.Module
+    settings: TrainSettings
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    test_scores: SegmentationScores | None = None
+    seconds: float = 0.0
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def train(splits: dict[str, list[Pair]], settings: TrainSettings, on_epoch: EpochCallback | None = None) -> TrainingResult:
+    """Train on splits['train'], keep the weights of the epoch with the best val IoU, score them on splits['test']."""
+    _require_splits(splits)
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    started = time.perf_counter()
+    model = build_unet(settings.encoder)
+    loader = DataLoader(
+        MeterDataset(splits["train"], settings.image_size, augment=True, seed=settings.seed),
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(settings.seed),
+    )
+    val_set = MeterDataset(splits["val"], settings.image_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings.learning_rate, total_steps=settings.epochs * len(loader)
+    )
+    result = TrainingResult(model=model, settings=settings)
+    best_iou, best_state = -1.0, None
+    for epoch in range(1, settings.epochs + 1):
+        metrics = {"train_loss": _train_epoch(model, loader, optimizer, scheduler), "val_iou": _letterboxed_iou(model, val_set)}
+        result.history.append(metrics)
+        if on_epoch:
+            on_epoch(epoch, metrics)
+        if metrics["val_iou"] > best_iou:
+            best_iou, best_state, result.best_epoch = metrics["val_iou"], copy.deepcopy(model.state_dict()), epoch
+    model.load_state_dict(best_state)
+    result.test_scores = evaluate(model.eval(), splits["test"], settings.image_size)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def code_fingerprint() -> str:
+    """A hash of the wms library's source: a different fingerprint may train a different model."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _require_splits(splits: dict[str, list[Pair]]) -> None:
+    empty = [name for name in ("train", "val", "test") if not splits.get(name)]
+    if empty:
+        raise ValueError(f"the {', '.join(empty)} split(s) hold no images: add images to the data set (at least about 20)")
+
+
+def _train_epoch(model, loader, optimizer, scheduler) -> float:
+    model.train()
+    losses = []
+    for images, masks in loader:
+        optimizer.zero_grad(set_to_none=True)
+        loss = bce_dice_loss(model(images), masks)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+@torch.inference_mode()
+def _letterboxed_iou(model, dataset: MeterDataset) -> float:
+    """Mean IoU at the model's input size: cheap enough for every epoch."""
+    model.eval()
+    predictions = torch.cat([model(chunk) > 0 for chunk in dataset.images.split(16)]).numpy()
+    return float(np.mean([iou(p, t) for p, t in zip(predictions, dataset.masks.numpy() > 0.5, strict=True)]))
+
+
+def evaluate(model: torch.nn.Module, pairs: list[Pair], image_size: int) -> SegmentationScores:
+    """Per-image IoU and Dice at each photo's own resolution, as a user of the model sees them."""
+    segmenter = Segmenter(backend=TorchBackend(model), image_size=image_size)
+    predictions = [segmenter.mask(read_photo(pair.image)) for pair in pairs]
+    return score_masks(predictions, [read_mask(pair.mask) for pair in pairs])

@@ -1,0 +1,75 @@
+"""Versioning a data folder with DVC: track it, push it to a remote, read its content hash.
+
+DVC is driven through its command line (`python -m dvc`), its stable interface; its Python API is internal.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+class DvcError(RuntimeError):
+    """A DVC command failed; the message holds DVC's own explanation."""
+
+
+@dataclass(frozen=True)
+class DvcRepository:
+    """A DVC repository without Git (its pointers live beside the data) with one default remote."""
+
+    root: Path
+    remote_url: str
+    remote_name: str = "storage"
+    endpoint_url: str | None = None
+
+    def ensure(self) -> None:
+        """Create the repository and point its default remote at `remote_url` (idempotent)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / ".dvc").is_dir():
+            self._dvc("init", "--no-scm", "--quiet")
+            self._dvc("config", "core.analytics", "false")
+        self._dvc("remote", "add", "--default", "--force", self.remote_name, self.remote_url)
+        if self.endpoint_url:
+            self._dvc("remote", "modify", self.remote_name, "endpointurl", self.endpoint_url)
+
+    def track(self, relative: str) -> str:
+        """`dvc add` then `dvc push` a folder inside the repository; return its DVC hash.
+
+        When the push fails, the pointer file is put back as it was, so pointer and remote never disagree.
+        """
+        pointer = self.pointer_path(relative)
+        before = pointer.read_text() if pointer.exists() else None
+        try:
+            self._dvc("add", "--quiet", relative)
+            self._dvc("push", "--quiet", str(pointer.relative_to(self.root)))
+        except DvcError:
+            if before is None:
+                pointer.unlink(missing_ok=True)
+            else:
+                pointer.write_text(before)
+            raise
+        return self.data_version(relative)
+
+    def pointer_path(self, relative: str) -> Path:
+        return self.root / f"{relative.rstrip('/')}.dvc"
+
+    def data_version(self, relative: str) -> str:
+        """The DVC hash of a tracked folder (its .dir md5 without the suffix)."""
+        pointer = self.pointer_path(relative)
+        if not pointer.exists():
+            raise DvcError(f"{relative} is not tracked by DVC in {self.root}: run the dataset asset first")
+        outs = yaml.safe_load(pointer.read_text())["outs"]
+        return outs[0]["md5"].removesuffix(".dir")
+
+    def _dvc(self, *args: str) -> str:
+        env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+        completed = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=self.root, capture_output=True, text=True, env=env)
+        if completed.returncode != 0:
+            detail = (completed.stderr or completed.stdout).strip()
+            raise DvcError(f"dvc {' '.join(args)} failed in {self.root}: {detail}")
+        return completed.stdout

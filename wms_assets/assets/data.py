@@ -1,0 +1,63 @@
+"""Data assets: the raw photo folder, and the data set versioned with DVC."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from wms.data import Pair, mirror_pairs, scan_pairs, split_pairs
+from wms_assets.constants import DATA_FOLDER, GROUP_DATA
+from wms_assets.resources import DvcStorage, RawImageSource
+
+
+@dataclass(frozen=True)
+class VersionedDataset:
+    """A DVC-tracked folder in the Kaggle layout and the file names of each split."""
+
+    root: str
+    data_version: str
+    splits: dict[str, list[str]]
+
+    def pairs(self, split: str) -> list[Pair]:
+        root = Path(self.root)
+        return [Pair(image=root / "images" / name, mask=root / "masks" / name) for name in self.splits[split]]
+
+
+@dg.asset(group_name=GROUP_DATA, kinds={"python"})
+def raw_images(context: dg.AssetExecutionContext, raw_source: RawImageSource) -> dg.Output[str]:
+    """The folder of photos and masks in the Kaggle Water Meters layout (synthetic unless a real folder is set)."""
+    folder = raw_source.resolve()
+    images = sum(1 for _ in (folder / "images").glob("*"))
+    context.log.info("reading %d photos from %s", images, folder)
+    return dg.Output(
+        str(folder),
+        metadata={"folder": dg.MetadataValue.path(str(folder)), "photos": images, "synthetic": raw_source.source_dir is None},
+    )
+
+
+@dg.asset(group_name=GROUP_DATA, kinds={"dvc"})
+def dataset(context: dg.AssetExecutionContext, raw_images: str, dvc: DvcStorage) -> dg.Output[VersionedDataset]:
+    """Valid image/mask pairs copied into the DVC repository, tracked, pushed, and split by content hash."""
+    scan = scan_pairs(Path(raw_images))
+    if not scan.pairs:
+        raise dg.Failure(f"no valid image/mask pair in {raw_images}", metadata={"rejected": scan.rejected[:50]})
+    repository = dvc.repository()
+    repository.ensure()
+    changed = mirror_pairs(scan.pairs, repository.root / DATA_FOLDER)
+    data_version = repository.track(DATA_FOLDER)
+    root = repository.root / DATA_FOLDER
+    splits = {name: sorted(pair.name for pair in pairs) for name, pairs in split_pairs(scan.pairs).items()}
+    context.log.info("data version %s (%d files changed)", data_version, changed)
+    return dg.Output(
+        VersionedDataset(root=str(root), data_version=data_version, splits=splits),
+        data_version=dg.DataVersion(data_version),
+        metadata={
+            "dvc_md5": data_version,
+            "pairs": len(scan.pairs),
+            "rejected": len(scan.rejected),
+            "rejected_files": dg.MetadataValue.json(scan.rejected[:100]),
+            **{f"{name}_images": len(names) for name, names in splits.items()},
+            "files_changed": changed,
+            "dvc_remote": dvc.remote_url,
+        },
+    )

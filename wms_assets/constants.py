@@ -1,0 +1,18 @@
+"""Names that more than one module uses: asset keys, check names, the job."""
+
+import dagster as dg
+
+GROUP_DATA, GROUP_MODEL, GROUP_SERVING = "data", "model", "serving"
+
+RAW_IMAGES = dg.AssetKey("raw_images")
+DATASET = dg.AssetKey("dataset")
+TRAINED_MODEL = dg.AssetKey("trained_model")
+REGISTERED_MODEL = dg.AssetKey("registered_model")
+CHAMPION_MODEL = dg.AssetKey("champion_model")
+SERVING_ARTIFACTS = dg.AssetKey("serving_artifacts")
+SERVING_IMAGE = dg.AssetKey("serving_image")
+RELEASE = dg.AssetKey("release")
+
+LINEAGE_JOB = "wms_lineage"
+DATA_FOLDER = "data/water-meters"
+"""The tracked data set's folder inside the DVC repository."""

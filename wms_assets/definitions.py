@@ -1,0 +1,25 @@
+"""The Dagster code location: every asset, check and job of WMS, with the resources of the current profile."""
+
+import dagster as dg
+
+from wms_assets.assets import checks, data, model, serving
+from wms_assets.constants import LINEAGE_JOB
+from wms_assets.profiles import current_profile, resources_for
+
+lineage_job = dg.define_asset_job(
+    LINEAGE_JOB,
+    selection=dg.AssetSelection.all(),
+    description="Data to served model: every asset of the lineage, with its checks.",
+)
+
+
+def build_definitions(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([data, model, serving]),
+        asset_checks=dg.load_asset_checks_from_modules([checks]),
+        jobs=[lineage_job],
+        resources=resources,
+    )
+
+
+defs = build_definitions(resources_for(current_profile()))

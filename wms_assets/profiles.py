@@ -1,0 +1,64 @@
+"""The one place that decides the environment: WMS_PROFILE picks the resources, assets never read it."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from wms.layout import MODEL_NAME, StateLayout, default_home
+from wms_assets.resources import (
+    DvcStorage,
+    ImageBuilder,
+    LocalModelServer,
+    MlflowRegistry,
+    PromotionPolicy,
+    RawImageSource,
+    ServingWorkspace,
+)
+
+PROFILE_VARIABLE = "WMS_PROFILE"
+DATA_VARIABLE = "WMS_DATA_DIR"
+PROFILES = ("local", "aws")
+
+
+def current_profile() -> str:
+    profile = os.environ.get(PROFILE_VARIABLE, "local")
+    if profile not in PROFILES:
+        raise ValueError(f"{PROFILE_VARIABLE}={profile!r} is not a profile: use one of {', '.join(PROFILES)}")
+    return profile
+
+
+def resources_for(profile: str, layout: StateLayout | None = None) -> dict[str, dg.ConfigurableResource]:
+    layout = layout or StateLayout(default_home())
+    return local_resources(layout) if profile == "local" else aws_resources(layout)
+
+
+def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
+    """Everything on this machine, under one state folder: nothing to configure."""
+    layout.create()
+    return {
+        "raw_source": RawImageSource(source_dir=os.environ.get(DATA_VARIABLE) or None, synthetic_dir=str(layout.synthetic_data)),
+        "dvc": DvcStorage(repo_dir=str(layout.dvc_repo), remote_url=str(layout.dvc_remote)),
+        "mlflow": MlflowRegistry(
+            tracking_uri=layout.mlflow_tracking_uri, model_name=MODEL_NAME, artifact_location=layout.mlflow_artifacts.as_uri()
+        ),
+        "promotion_policy": PromotionPolicy(),
+        "serving_workspace": ServingWorkspace(root=str(layout.serving)),
+        "image_builder": ImageBuilder(),
+        "model_server": LocalModelServer(home=str(layout.torchserve_home)),
+    }
+
+
+def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
+    """S3 for DVC, an MLflow server (backed by RDS MySQL), ECR for images; secrets only through EnvVar."""
+    return {
+        "raw_source": RawImageSource(source_dir=dg.EnvVar(DATA_VARIABLE), synthetic_dir=str(layout.synthetic_data)),
+        "dvc": DvcStorage(repo_dir=str(Path(layout.dvc_repo)), remote_url=dg.EnvVar("WMS_DVC_REMOTE"), endpoint_url=None),
+        "mlflow": MlflowRegistry(
+            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), model_name=MODEL_NAME, ui_url=dg.EnvVar("MLFLOW_TRACKING_URI")
+        ),
+        "promotion_policy": PromotionPolicy(),
+        "serving_workspace": ServingWorkspace(root=str(layout.serving)),
+        "image_builder": ImageBuilder(builder="buildah", repository=dg.EnvVar("WMS_ECR_REPOSITORY")),
+        "model_server": LocalModelServer(home=str(layout.torchserve_home)),
+    }

@@ -1,0 +1,120 @@
+"""Typed Dagster resources: thin, configurable handles on the wms library's services."""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from wms.synthetic import SyntheticSpec, generate_dataset
+from wms.torchserve import LocalTorchServe
+from wms.tracking import ModelRegistry
+from wms.versioning import DvcRepository
+
+
+class RawImageSource(dg.ConfigurableResource):
+    """Where the photos come from: a real folder in the Kaggle layout, or a generated synthetic set."""
+
+    source_dir: str | None = Field(default=None, description="A folder with images/ and masks/; unset means synthetic data.")
+    synthetic_dir: str = Field(description="Where the synthetic data set is generated.")
+    synthetic_count: int = Field(default=160, description="Number of synthetic image/mask pairs.")
+    synthetic_seed: int = Field(default=0, description="Seed of the synthetic generator.")
+
+    def resolve(self) -> Path:
+        """The folder to read, generating the synthetic set first when it is missing or its spec changed."""
+        if self.source_dir:
+            return Path(self.source_dir)
+        spec = SyntheticSpec(count=self.synthetic_count, seed=self.synthetic_seed)
+        root, stamp = Path(self.synthetic_dir), Path(self.synthetic_dir) / "spec.json"
+        if not stamp.exists() or json.loads(stamp.read_text()) != asdict(spec):
+            if root.exists():
+                for sub in ("images", "masks"):
+                    for path in (root / sub).glob("*"):
+                        path.unlink()
+            generate_dataset(root, spec)
+            stamp.write_text(json.dumps(asdict(spec)))
+        return root
+
+
+class DvcStorage(dg.ConfigurableResource):
+    """The DVC repository that versions the data set, and its remote (a folder, or S3)."""
+
+    repo_dir: str = Field(description="Folder of the DVC repository (created when missing).")
+    remote_url: str = Field(description="DVC remote: a local folder or s3://bucket/prefix.")
+    endpoint_url: str | None = Field(default=None, description="S3 endpoint, for S3-compatible servers.")
+
+    def repository(self) -> DvcRepository:
+        return DvcRepository(root=Path(self.repo_dir), remote_url=self.remote_url, endpoint_url=self.endpoint_url)
+
+
+class MlflowRegistry(dg.ConfigurableResource):
+    """MLflow tracking and model registry.
+
+    dagster-mlflow's `mlflow_tracking` is a legacy function resource that opens a run when a step starts; WMS
+    needs a typed resource that opens the run around training only and also drives the registry's aliases.
+    """
+
+    tracking_uri: str = Field(description="MLflow tracking URI (sqlite:///... locally, http(s)://... on AWS).")
+    model_name: str = Field(default="wms-unet", description="Name of the registered model.")
+    experiment_name: str = Field(default="wms-unet", description="MLflow experiment of the training runs.")
+    artifact_location: str | None = Field(default=None, description="Artifact root of a new experiment.")
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="Address of the MLflow UI, for links in Dagster.")
+
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.tracking_uri, self.model_name, self.experiment_name, self.artifact_location)
+
+
+class PromotionPolicy(dg.ConfigurableResource):
+    """The thresholds the blocking checks apply before a model version is promoted and served."""
+
+    min_test_iou: float = Field(default=0.5, description="Lowest mean per-image IoU on the test split for champion.")
+    max_onnx_probability_gap: float = Field(default=1e-3, description="Largest allowed ONNX vs PyTorch probability gap.")
+
+
+class ServingWorkspace(dg.ConfigurableResource):
+    """Where ONNX files, model archives and image build contexts are written."""
+
+    root: str = Field(description="Folder for serving artefacts.")
+
+    def path(self, *parts: str) -> Path:
+        folder = Path(self.root).joinpath(*parts)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+class ImageBuilder(dg.ConfigurableResource):
+    """Builds and pushes the serving image when both a builder and a repository are configured."""
+
+    builder: str | None = Field(default=None, description="'buildah' to build images; unset builds nothing.")
+    repository: str | None = Field(
+        default=None, description="Image repository, e.g. <account>.dkr.ecr.<region>.amazonaws.com/wms-serving."
+    )
+    tls_verify: bool = Field(default=True, description="Verify the registry's TLS certificate.")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.builder and self.repository)
+
+
+class LocalModelServer(dg.ConfigurableResource):
+    """A TorchServe on this machine, bound to the loopback interface."""
+
+    home: str = Field(description="TorchServe's folder: config, model store, logs.")
+    host: str = Field(default="127.0.0.1", description="Address TorchServe binds to.")
+    inference_port: int = Field(default=8080, description="Inference API port.")
+    management_port: int = Field(default=8081, description="Management API port (loopback only).")
+    metrics_port: int = Field(default=8082, description="Prometheus metrics port.")
+    worker_port: int = Field(default=9000, description="First port (Unix socket suffix) of the Python workers.")
+    workers: int = Field(default=1, description="Workers per model (one per model on 2 cores).")
+
+    def server(self) -> LocalTorchServe:
+        return LocalTorchServe(
+            home=Path(self.home),
+            host=self.host,
+            inference_port=self.inference_port,
+            management_port=self.management_port,
+            metrics_port=self.metrics_port,
+            worker_port=self.worker_port,
+            workers=self.workers,
+        )
