@@ -41,8 +41,9 @@ class TorchBackend:
         self._module = module.eval()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        device = next(self._module.parameters()).device
         with self._torch.inference_mode():
-            return self._module(self._torch.from_numpy(batch)).numpy()
+            return self._module(self._torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
 
 class OnnxBackend:

@@ -31,6 +31,7 @@ class TrainSettings:
     learning_rate: float = 2e-3
     seed: int = 0
     threads: int = 2
+    device: str = "auto"
 
     def as_params(self) -> dict[str, str | int | float]:
         return asdict(self)
@@ -55,7 +56,10 @@ def train(splits: dict[str, list[Pair]], settings: TrainSettings, on_epoch: Epoc
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     started = time.perf_counter()
-    model = build_unet(settings.encoder)
+    device = resolve_device(settings.device)
+    model = build_unet(settings.encoder).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     loader = DataLoader(
         MeterDataset(splits["train"], settings.image_size, augment=True, seed=settings.seed),
         batch_size=settings.batch_size,
@@ -78,8 +82,16 @@ def train(splits: dict[str, list[Pair]], settings: TrainSettings, on_epoch: Epoc
             best_iou, best_state, result.best_epoch = metrics["val_iou"], copy.deepcopy(model.state_dict()), epoch
     model.load_state_dict(best_state)
     result.test_scores = evaluate(model.eval(), splits["test"], settings.image_size)
+    result.model = model.cpu()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when a GPU is present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def code_fingerprint() -> str:
@@ -97,11 +109,16 @@ def _require_splits(splits: dict[str, list[Pair]]) -> None:
 
 
 def _train_epoch(model, loader, optimizer, scheduler) -> float:
+    """One pass over the loader; on CUDA in bf16 autocast with channels_last batches."""
     model.train()
+    device = next(model.parameters()).device
     losses = []
     for images, masks in loader:
+        images, masks = _to_device(images, device), masks.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = bce_dice_loss(model(images), masks)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(images)
+        loss = bce_dice_loss(logits.float(), masks)
         loss.backward()
         optimizer.step()
         scheduler.step()
@@ -113,8 +130,14 @@ def _train_epoch(model, loader, optimizer, scheduler) -> float:
 def _letterboxed_iou(model, dataset: MeterDataset) -> float:
     """Mean IoU at the model's input size: cheap enough for every epoch."""
     model.eval()
-    predictions = torch.cat([model(chunk) > 0 for chunk in dataset.images.split(16)]).numpy()
+    device = next(model.parameters()).device
+    predictions = torch.cat([(model(_to_device(chunk, device)) > 0).cpu() for chunk in dataset.images.split(16)]).numpy()
     return float(np.mean([iou(p, t) for p, t in zip(predictions, dataset.masks.numpy() > 0.5, strict=True)]))
+
+
+def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    images = images.to(device, non_blocking=True)
+    return images.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else images
 
 
 def evaluate(model: torch.nn.Module, pairs: list[Pair], image_size: int) -> SegmentationScores:

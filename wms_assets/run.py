@@ -27,7 +27,9 @@ def materialize_lineage(
     if defs is None:
         from wms_assets.definitions import defs
 
-    run_config = {"ops": {TRAINED_MODEL.path[-1]: {"config": training_overrides}}} if training_overrides else None
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    if training_overrides:
+        run_config["ops"] = {TRAINED_MODEL.path[-1]: {"config": training_overrides}}
     result = defs.resolve_job_def(LINEAGE_JOB).execute_in_process(
         run_config=run_config, instance=instance or dg.DagsterInstance.get(), raise_on_error=False
     )

@@ -31,6 +31,7 @@ class TrainingConfig(dg.Config):
     learning_rate: float = Field(default=DEFAULTS.learning_rate, description="Peak learning rate of the one-cycle schedule.")
     seed: int = Field(default=DEFAULTS.seed, description="Seed of weights, shuffling and augmentation.")
     threads: int = Field(default=DEFAULTS.threads, description="CPU threads for PyTorch.")
+    device: str = Field(default=DEFAULTS.device, description="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
     reuse_finished_run: bool = Field(
         default=True,
         description="Reuse a finished MLflow run with the same settings, data version and code instead of retraining.",

@@ -48,13 +48,11 @@ def serving_artifacts(
     """The champion exported to ONNX (compared with PyTorch on test photos) and packed as a TorchServe archive."""
     name, version, trained = mlflow.model_name, champion_model.version, champion_model.model
     model = mlflow.registry().load_pytorch(f"models:/{name}/{version}")
-    folder = serving_workspace.path("models", version)
-    onnx_path = export_onnx(
-        model,
-        trained.image_size,
-        folder / "model.onnx",
-        {"wms.model_name": name, "wms.model_version": version, "wms.data_version": trained.data_version},
-    )
+    # A registered version never changes: its export and archive, once written, are reused.
+    onnx_path = serving_workspace.path("models", f"{version}-{trained.run_id}") / "model.onnx"
+    if not onnx_path.exists():
+        metadata = {"wms.model_name": name, "wms.model_version": version, "wms.data_version": trained.data_version}
+        export_onnx(model, trained.image_size, onnx_path, metadata)
     photos = [read_photo(pair.image) for pair in dataset.pairs("test")[:PARITY_PHOTOS]]
     gap = max_probability_gap(model, onnx_path, photos, trained.image_size)
     archive = build_archive(onnx_path, name, version, serving_workspace.path("archives"))
