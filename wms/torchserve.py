@@ -59,6 +59,8 @@ class LocalTorchServe:
     management_port: int = 8081
     metrics_port: int = 8082
     worker_port: int = 9000
+    grpc_inference_port: int = 7070
+    grpc_management_port: int = 7071
     workers: int = 1
     start_timeout_s: float = 120.0
 
@@ -85,6 +87,11 @@ class LocalTorchServe:
                     f"metrics_address=http://{self.host}:{self.metrics_port}",
                     f"model_store={self.model_store}",
                     f"initial_worker_port={self.worker_port}",
+                    # TorchServe always opens gRPC too: bind it to loopback on ports of this server's own.
+                    f"grpc_inference_address={self.host}",
+                    f"grpc_management_address={self.host}",
+                    f"grpc_inference_port={self.grpc_inference_port}",
+                    f"grpc_management_port={self.grpc_management_port}",
                     "disable_token_authorization=true",
                     "enable_model_api=true",
                     "metrics_mode=prometheus",
@@ -140,10 +147,29 @@ class LocalTorchServe:
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            if self.is_up() and self.models():
-                return
+            try:
+                if self.is_up() and self.models():
+                    return
+            except OSError:  # the management API opens a moment after the inference API
+                pass
+            if not self._process_alive():
+                raise TorchServeError(f"TorchServe exited while starting:\n{self._log_tail()}")
             time.sleep(0.5)
-        raise TorchServeError(f"TorchServe did not become ready within {self.start_timeout_s:.0f} s: see {self.home / 'logs'}")
+        raise TorchServeError(f"TorchServe did not become ready within {self.start_timeout_s:.0f} s:\n{self._log_tail()}")
+
+    def _process_alive(self) -> bool:
+        pid_file = self.home / "tmp" / ".model_server.pid"
+        try:
+            os.kill(int(pid_file.read_text().strip()), 0)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _log_tail(self, lines: int = 15) -> str:
+        log = self.home / "logs" / "torchserve-start.log"
+        text = log.read_text(errors="replace").splitlines() if log.exists() else []
+        problems = [line for line in text if "Exception" in line or "ERROR" in line or "failed" in line]
+        return "\n".join((problems or text)[-lines:]) + f"\n(full logs in {self.home / 'logs'})"
 
     def models(self) -> list[dict]:
         """[{'modelName': ..., 'modelUrl': ...}] as the management API lists them."""

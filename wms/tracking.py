@@ -69,8 +69,8 @@ class ModelRegistry:
             return experiment.experiment_id
         return self.client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
 
-    def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
-        """Register a logged model as a new version of the model, tagged, with the alias `challenger`."""
+    def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+        """Register a logged model as a new version of the model, tagged, with the alias `challenger`; return the version."""
         client = self.client
         try:
             client.get_registered_model(self.model_name)
@@ -78,7 +78,7 @@ class ModelRegistry:
             client.create_registered_model(self.model_name, description="U-Net that finds the digit window of water meters")
         version = client.create_model_version(self.model_name, source=model_uri, run_id=run_id, tags=tags)
         client.set_registered_model_alias(self.model_name, CHALLENGER, version.version)
-        return version
+        return str(version.version)
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():

@@ -38,6 +38,8 @@ def stage(tmp_path_factory):
         management_port=free_port(),
         metrics_port=free_port(),
         worker_port=free_port(),
+        grpc_inference_port=free_port(),
+        grpc_management_port=free_port(),
     )
     instance = dg.DagsterInstance.ephemeral()
     yield layout, server, instance

@@ -146,9 +146,7 @@ def registered_model(
         "git_sha": trained_model.git_sha,
         "dagster_run_id": context.run_id,
     }
-    version = str(
-        existing.version if existing else registry.register(trained_model.model_uri, trained_model.run_id, tags).version
-    )
+    version = str(existing.version) if existing else registry.register(trained_model.model_uri, trained_model.run_id, tags)
     registry.client.set_registered_model_alias(mlflow.model_name, CHALLENGER, version)
     return dg.Output(
         RegisteredVersion(version=version, model=trained_model),
