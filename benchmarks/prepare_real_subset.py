@@ -14,8 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from wms.data import scan_pairs, split_of
+from wms.data import split_of
 from wms.imaging import open_image
+from wms.validation import validate_folder
 
 
 def main() -> None:
@@ -27,7 +28,7 @@ def main() -> None:
     for sub in ("images", "masks"):
         (args.destination / sub).mkdir(parents=True, exist_ok=True)
     splits = {}
-    for pair in scan_pairs(args.source).pairs:
+    for pair in validate_folder(args.source).valid:
         splits[pair.name] = split_of(pair.image)
         photo = open_image(pair.image).convert("RGB")
         mask = open_image(pair.mask).convert("L").point(lambda value: 255 if value > 127 else 0)

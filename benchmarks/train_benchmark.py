@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wms.data import Pair, scan_pairs, split_pairs
+from wms.data import Pair, split_pairs
 from wms.train import TrainSettings, resolve_device, train
+from wms.validation import validate_folder
 
 
 def load_splits(root: Path, splits_file: Path | None) -> dict[str, list[Pair]]:
-    pairs = scan_pairs(root).pairs
+    pairs = validate_folder(root).valid
     if splits_file is None:
         return split_pairs(pairs)
     assignment = json.loads(splits_file.read_text())

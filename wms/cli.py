@@ -130,6 +130,25 @@ def data() -> None:
     """Data sets."""
 
 
+@data.command("validate")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--workers", default=2, show_default=True, help="Processes that decode and check pairs.")
+def data_validate(folder: Path, workers: int) -> None:
+    """Check every image/mask pair of FOLDER and print the report as JSON (valid count, rejected files with reasons)."""
+    from wms.data import DatasetLayoutError
+    from wms.validation import validate_folder
+
+    try:
+        report = validate_folder(folder, workers=workers)
+    except DatasetLayoutError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(report.as_json(), indent=2))
+    if not report.valid:
+        click.echo(f"error: no valid image/mask pair in {folder}: see the reasons above", err=True)
+        sys.exit(1)
+
+
 @data.command("generate")
 @click.option("--output", required=True, type=click.Path(path_type=Path), help="Folder to write images/ and masks/ into.")
 @click.option("--count", default=160, show_default=True, help="Number of image/mask pairs.")

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-from wms.imaging import UnreadableImageError, displayed_size, list_images
 
 SPLITS = ("train", "val", "test")
 
@@ -27,46 +25,6 @@ class Pair:
     @property
     def name(self) -> str:
         return self.image.name
-
-
-@dataclass
-class ScanResult:
-    pairs: list[Pair] = field(default_factory=list)
-    rejected: list[dict[str, str]] = field(default_factory=list)
-
-
-def scan_pairs(root: Path) -> ScanResult:
-    """Find the image/mask pairs under root; list the files that cannot be used, with a reason each."""
-    images_dir, masks_dir = root / "images", root / "masks"
-    if not images_dir.is_dir() or not masks_dir.is_dir():
-        raise DatasetLayoutError(
-            f"{root} is not in the Kaggle Water Meters layout: it needs the folders images/ and masks/ "
-            "holding photos and masks with the same file names"
-        )
-    result = ScanResult()
-    mask_names = {p.name for p in list_images(masks_dir)}
-    for image in list_images(images_dir):
-        reason = _rejection_reason(image, masks_dir / image.name, mask_names)
-        if reason:
-            result.rejected.append({"file": str(image.relative_to(root)), "reason": reason})
-        else:
-            result.pairs.append(Pair(image=image, mask=masks_dir / image.name))
-    for orphan in sorted(mask_names - {p.name for p in list_images(images_dir)}):
-        result.rejected.append({"file": f"masks/{orphan}", "reason": "mask has no image"})
-    return result
-
-
-def _rejection_reason(image: Path, mask: Path, mask_names: set[str]) -> str | None:
-    if image.name not in mask_names:
-        return "image has no mask"
-    try:
-        photo_size = displayed_size(image)
-        mask_size = displayed_size(mask)
-    except UnreadableImageError as error:
-        return str(error)
-    if photo_size != mask_size:
-        return f"image size {photo_size} differs from mask size {mask_size} after the EXIF turn"
-    return None
 
 
 def split_of(image: Path, test_percent: int = 15, val_percent: int = 15) -> str:

@@ -57,17 +57,6 @@ def open_image(source: str | Path | bytes) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
-def displayed_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image as displayed, read from its header and EXIF orientation without decoding it."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise UnreadableImageError(f"cannot decode image: {error}") from error
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
 def read_photo(source: str | Path | bytes) -> np.ndarray:
     """Return a photo as an RGB uint8 array of shape (H, W, 3), as it is displayed."""
     return np.asarray(open_image(source).convert("RGB"))

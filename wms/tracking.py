@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
@@ -144,18 +142,3 @@ class ModelRegistry:
             return mlflow.pytorch.load_model(model_uri, map_location="cpu")
         except (MlflowException, OSError) as error:
             raise LookupError(f"cannot load model {model_uri!r} from {self.tracking_uri}: {error}") from error
-
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def current_git_sha(repo: Path = PROJECT_ROOT) -> str:
-    """The commit checked out in `repo`, with '-dirty' when there are uncommitted changes; 'unknown' outside Git."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha.strip() + ("-dirty" if status.strip() else "")

@@ -5,6 +5,8 @@ DVC is driven through its command line (`python -m dvc`), its stable interface; 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -73,3 +75,33 @@ class DvcRepository:
             detail = (completed.stderr or completed.stdout).strip()
             raise DvcError(f"dvc {' '.join(args)} failed in {self.root}: {detail}")
         return completed.stdout
+
+
+def tracked_files(root: Path) -> list[Path]:
+    """The files of a data folder that make up its content: everything under it but hidden files."""
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def stat_fingerprint(root: Path) -> str:
+    """A cheap fingerprint from names, sizes and modification times: it changes whenever a file may have changed."""
+    digest = hashlib.sha256()
+    for path in tracked_files(root):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def directory_md5(root: Path) -> str:
+    """The hash DVC gives this folder when it tracks it (its .dir md5, computed the way dvc-data does)."""
+    entries = [{"md5": _file_md5(path), "relpath": path.relative_to(root).as_posix()} for path in tracked_files(root)]
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

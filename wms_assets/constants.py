@@ -16,3 +16,5 @@ RELEASE = dg.AssetKey("release")
 LINEAGE_JOB = "wms_lineage"
 DATA_FOLDER = "data/water-meters"
 """The tracked data set's folder inside the DVC repository."""
+SOURCE_VERSION = "source_version"
+"""Metadata key of the dataset asset: the DVC-style hash of the photo folder it was made from."""

@@ -5,6 +5,8 @@ import dagster as dg
 from wms_assets.assets import checks, data, model, serving
 from wms_assets.constants import LINEAGE_JOB
 from wms_assets.profiles import current_profile, resources_for
+from wms_assets.sensors.code import code_change_sensor
+from wms_assets.sensors.data import data_change_sensor
 
 lineage_job = dg.define_asset_job(
     LINEAGE_JOB,
@@ -18,6 +20,7 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource]) -> dg.Defin
         assets=dg.load_assets_from_modules([data, model, serving]),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[lineage_job],
+        sensors=[data_change_sensor, code_change_sensor],
         resources=resources,
     )
 

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from wms.gitinfo import PROJECT_ROOT
 from wms.layout import MODEL_NAME, StateLayout, default_home
 from wms_assets.resources import (
+    CodeCheckout,
     DvcStorage,
     ImageBuilder,
     LocalModelServer,
@@ -46,6 +48,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         "serving_workspace": ServingWorkspace(root=str(layout.serving)),
         "image_builder": ImageBuilder(),
         "model_server": LocalModelServer(home=str(layout.torchserve_home)),
+        "code": CodeCheckout(path=str(PROJECT_ROOT)),
     }
 
 
@@ -61,4 +64,5 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         "serving_workspace": ServingWorkspace(root=str(layout.serving)),
         "image_builder": ImageBuilder(builder="buildah", repository=dg.EnvVar("WMS_ECR_REPOSITORY")),
         "model_server": LocalModelServer(home=str(layout.torchserve_home)),
+        "code": CodeCheckout(path=str(PROJECT_ROOT)),
     }

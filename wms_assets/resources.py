@@ -7,10 +7,22 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from wms.gitinfo import changed_files, head_sha
 from wms.synthetic import SyntheticSpec, generate_dataset
 from wms.torchserve import LocalTorchServe
 from wms.tracking import ModelRegistry
 from wms.versioning import DvcRepository
+
+TRAINING_CODE_PATHS = (
+    "wms/train.py",
+    "wms/model.py",
+    "wms/losses.py",
+    "wms/dataset.py",
+    "wms/data.py",
+    "wms/imaging.py",
+    "wms_assets/assets/model.py",
+    "configs/",
+)
 
 
 class RawImageSource(dg.ConfigurableResource):
@@ -21,12 +33,16 @@ class RawImageSource(dg.ConfigurableResource):
     synthetic_count: int = Field(default=160, description="Number of synthetic image/mask pairs.")
     synthetic_seed: int = Field(default=0, description="Seed of the synthetic generator.")
 
+    def folder(self) -> Path:
+        """The folder the photos are read from (generated only by `resolve`)."""
+        return Path(self.source_dir or self.synthetic_dir)
+
     def resolve(self) -> Path:
         """The folder to read, generating the synthetic set first when it is missing or its spec changed."""
         if self.source_dir:
-            return Path(self.source_dir)
+            return self.folder()
         spec = SyntheticSpec(count=self.synthetic_count, seed=self.synthetic_seed)
-        root, stamp = Path(self.synthetic_dir), Path(self.synthetic_dir) / "spec.json"
+        root, stamp = Path(self.synthetic_dir), Path(self.synthetic_dir) / ".synthetic-spec.json"
         if not stamp.exists() or json.loads(stamp.read_text()) != asdict(spec):
             if root.exists():
                 for sub in ("images", "masks"):
@@ -122,3 +138,20 @@ class LocalModelServer(dg.ConfigurableResource):
             grpc_management_port=self.grpc_management_port,
             workers=self.workers,
         )
+
+
+class CodeCheckout(dg.ConfigurableResource):
+    """The Git checkout of the project's code, which the code sensor watches for new commits."""
+
+    path: str = Field(description="Root of the Git checkout.")
+    training_paths: list[str] = Field(
+        default=list(TRAINING_CODE_PATHS),
+        description="Paths (files or folders) whose change at a new commit calls for a retrain.",
+    )
+
+    def head(self) -> str:
+        return head_sha(Path(self.path))
+
+    def training_changes(self, old: str, new: str) -> list[str]:
+        """Files between two commits that belong to the training code or configuration."""
+        return [name for name in changed_files(Path(self.path), old, new) if name.startswith(tuple(self.training_paths))]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.conftest import free_port
 from wms.layout import MODEL_NAME, StateLayout
-from wms.tracking import CHAMPION
+from wms.tracking import CHAMPION, ModelRegistry
 from wms_assets.definitions import build_definitions
 from wms_assets.profiles import local_resources
 from wms_assets.resources import LocalModelServer, PromotionPolicy, RawImageSource
@@ -97,9 +97,40 @@ def test_a_failed_gate_changes_nothing_downstream(stage, first_run):
     outcome = materialize_lineage({**TINY_TRAINING, "seed": 5}, instance, strict)
     assert not outcome.success
     assert "  check test_iou_meets_threshold: FAILED" in outcome.lines
-    from wms.tracking import ModelRegistry
-
     registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
     assert str(registry.version_by_alias(CHAMPION).version) == "1"
     assert registry.client.get_model_version(MODEL_NAME, "2").tags["gate_test_iou"].startswith("failed")
     assert server.server().served_version(MODEL_NAME) == "1"
+
+
+def test_ten_new_photos_lead_the_data_sensor_to_one_run_and_a_new_version(stage, first_run):
+    from wms.synthetic import SyntheticSpec, generate_dataset
+    from wms_assets.sensors.data import data_change_sensor
+
+    layout, server, instance = stage
+    defs = definitions(layout, server, min_test_iou=0.0)
+
+    def tick(cursor):
+        context = dg.build_sensor_context(
+            cursor=cursor, instance=instance, resources={"raw_source": defs.resources["raw_source"]}
+        )
+        return data_change_sensor(context), context.cursor
+
+    quiet, cursor = tick(None)
+    assert isinstance(quiet, dg.SkipReason), "the materialized data must not be run again"
+    extra = layout.home / "extra"
+    generate_dataset(extra, SyntheticSpec(count=10, seed=123))
+    for sub in ("images", "masks"):
+        for path in (extra / sub).iterdir():
+            (layout.synthetic_data / sub / f"added_{path.name}").write_bytes(path.read_bytes())
+    request, cursor = tick(cursor)
+    assert isinstance(request, dg.RunRequest)
+    registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
+    versions_before = len(registry.client.search_model_versions(f"name = '{MODEL_NAME}'"))
+    outcome = materialize_lineage(TINY_TRAINING, instance, defs)
+    assert outcome.success, outcome.summary()
+    assert len(registry.client.search_model_versions(f"name = '{MODEL_NAME}'")) == versions_before + 1
+    dataset = instance.get_latest_materialization_event(dg.AssetKey("dataset")).asset_materialization
+    assert dataset.metadata["source_version"].value == request.run_key
+    after, _ = tick(cursor)
+    assert isinstance(after, dg.SkipReason)

@@ -9,7 +9,6 @@ from wms.imaging import (
     Letterbox,
     UnreadableImageError,
     bounding_box,
-    displayed_size,
     letterbox_image,
     letterbox_mask,
     mask_to_png,
@@ -32,12 +31,6 @@ def test_read_photo_turns_by_exif_orientation():
     stored = np.zeros((20, 40, 3), dtype=np.uint8)  # wide as stored
     photo = read_photo(jpeg_bytes(stored, orientation=6))
     assert photo.shape == (40, 20, 3)  # tall as displayed
-
-
-def test_displayed_size_reads_orientation_without_decoding(tmp_path):
-    path = tmp_path / "turned.jpg"
-    path.write_bytes(jpeg_bytes(np.zeros((20, 40, 3), dtype=np.uint8), orientation=6))
-    assert displayed_size(path) == (20, 40)
 
 
 def test_read_mask_thresholds_jpeg_noise_at_127():

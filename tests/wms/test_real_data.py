@@ -3,20 +3,26 @@
 import numpy as np
 import pytest
 
-from wms.data import scan_pairs, split_pairs
+from wms.data import split_pairs
 from wms.imaging import read_mask, read_photo
+from wms.validation import validate_folder
 
 pytestmark = pytest.mark.real_data
 
 
-def test_every_real_pair_lines_up_after_the_exif_turn(real_data):
-    scan = scan_pairs(real_data)
-    assert len(scan.pairs) == 800
-    assert scan.rejected == []
+@pytest.fixture(scope="module")
+def real_report(real_data):
+    return validate_folder(real_data)
 
 
-def test_real_split_proportions(real_data):
-    splits = split_pairs(scan_pairs(real_data).pairs)
+def test_every_real_pair_is_valid_after_the_exif_turn(real_report):
+    assert len(real_report.valid) == 800
+    assert real_report.rejected == []
+    assert 0.015 < real_report.as_json()["mask_fraction"]["mean"] < 0.035
+
+
+def test_real_split_proportions(real_report):
+    splits = split_pairs(real_report.valid)
     shares = {name: len(pairs) / 800 for name, pairs in splits.items()}
     assert 0.6 < shares["train"] < 0.8
     assert 0.08 < shares["test"] < 0.22

@@ -1,14 +1,15 @@
 import pytest
 
-from wms.data import scan_pairs, split_pairs
+from wms.data import split_pairs
 from wms.train import TrainSettings, train
+from wms.validation import validate_folder
 
 TINY = TrainSettings(encoder="mobilenet_v2", image_size=64, epochs=2, batch_size=8)
 
 
 @pytest.fixture(scope="module")
 def splits(synthetic_root):
-    return split_pairs(scan_pairs(synthetic_root).pairs)
+    return split_pairs(validate_folder(synthetic_root).valid)
 
 
 def test_training_reports_each_epoch_and_scores_the_test_split(splits):

@@ -46,3 +46,20 @@ def test_a_failed_push_leaves_the_pointer_as_it_was(repository, tmp_path):
 def test_an_untracked_folder_has_no_version(tmp_path):
     with pytest.raises(DvcError, match="not tracked"):
         DvcRepository(root=tmp_path, remote_url=str(tmp_path / "r")).data_version("data")
+
+
+def test_directory_md5_is_the_hash_dvc_gives_the_folder(repository):
+    from wms.versioning import directory_md5
+
+    assert directory_md5(repository.root / "data") == repository.track("data")
+
+
+def test_stat_fingerprint_follows_files_and_ignores_hidden_ones(repository):
+    from wms.versioning import stat_fingerprint
+
+    folder = repository.root / "data"
+    first = stat_fingerprint(folder)
+    (folder / ".hidden").write_text("x")
+    assert stat_fingerprint(folder) == first
+    (folder / "images" / "new.jpg").write_bytes(b"x")
+    assert stat_fingerprint(folder) != first

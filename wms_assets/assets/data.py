@@ -1,12 +1,15 @@
 """Data assets: the raw photo folder, and the data set versioned with DVC."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
-from wms.data import Pair, mirror_pairs, scan_pairs, split_pairs
-from wms_assets.constants import DATA_FOLDER, GROUP_DATA
+from wms.data import Pair, mirror_pairs, split_pairs
+from wms.validation import validate_folder
+from wms.versioning import directory_md5
+from wms_assets.constants import DATA_FOLDER, GROUP_DATA, SOURCE_VERSION
 from wms_assets.resources import DvcStorage, RawImageSource
 
 
@@ -38,24 +41,31 @@ def raw_images(context: dg.AssetExecutionContext, raw_source: RawImageSource) ->
 @dg.asset(group_name=GROUP_DATA, kinds={"dvc"})
 def dataset(context: dg.AssetExecutionContext, raw_images: str, dvc: DvcStorage) -> dg.Output[VersionedDataset]:
     """Valid image/mask pairs copied into the DVC repository, tracked, pushed, and split by content hash."""
-    scan = scan_pairs(Path(raw_images))
-    if not scan.pairs:
-        raise dg.Failure(f"no valid image/mask pair in {raw_images}", metadata={"rejected": scan.rejected[:50]})
+    report = validate_folder(Path(raw_images))
+    if not report.valid:
+        raise dg.Failure(
+            f"no valid image/mask pair in {raw_images}", metadata={"rejected": dg.MetadataValue.json(report.rejected[:100])}
+        )
     repository = dvc.repository()
     repository.ensure()
-    changed = mirror_pairs(scan.pairs, repository.root / DATA_FOLDER)
+    changed = mirror_pairs(report.valid, repository.root / DATA_FOLDER)
     data_version = repository.track(DATA_FOLDER)
     root = repository.root / DATA_FOLDER
-    splits = {name: sorted(pair.name for pair in pairs) for name, pairs in split_pairs(scan.pairs).items()}
+    report_path = repository.root / f"{DATA_FOLDER}.validation.json"
+    report_path.write_text(json.dumps(report.as_json(), indent=2))
+    splits = {name: sorted(pair.name for pair in pairs) for name, pairs in split_pairs(report.valid).items()}
     context.log.info("data version %s (%d files changed)", data_version, changed)
     return dg.Output(
         VersionedDataset(root=str(root), data_version=data_version, splits=splits),
         data_version=dg.DataVersion(data_version),
         metadata={
             "dvc_md5": data_version,
-            "pairs": len(scan.pairs),
-            "rejected": len(scan.rejected),
-            "rejected_files": dg.MetadataValue.json(scan.rejected[:100]),
+            SOURCE_VERSION: directory_md5(Path(raw_images)),
+            "valid_pairs": len(report.valid),
+            "rejected": len(report.rejected),
+            "rejected_files": dg.MetadataValue.json(report.rejected[:100]),
+            "validation_report": dg.MetadataValue.path(str(report_path)),
+            "mean_mask_fraction": dg.MetadataValue.float(report.as_json()["mask_fraction"]["mean"]),
             **{f"{name}_images": len(names) for name, names in splits.items()},
             "files_changed": changed,
             "dvc_remote": dvc.remote_url,

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
+from wms.gitinfo import current_git_sha
 from wms.predict import Segmenter, TorchBackend
 from wms.report import prediction_sheet
-from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, current_git_sha
+from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG
 from wms.train import TrainSettings, code_fingerprint, train
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import GROUP_MODEL

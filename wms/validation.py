@@ -1,0 +1,139 @@
+"""Validating a data set in the Kaggle layout: every pair is checked, none stops the rest.
+
+Pairs are checked one at a time in worker processes (both cores, memory bounded by one pair a worker); rejected
+files are reported with a reason and never deleted or moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wms.data import DatasetLayoutError, Pair
+from wms.imaging import MASK_THRESHOLD, UnreadableImageError, open_image
+
+SINGLE_CHANNEL_MODES = ("1", "L", "I", "I;16", "F")
+
+
+@dataclass(frozen=True)
+class MaskLimits:
+    """A mask outside these bounds is rejected: empty, or so large it cannot be a digit window."""
+
+    min_fraction: float = 0.0005
+    max_fraction: float = 0.9
+
+
+@dataclass(frozen=True)
+class PairCheck:
+    name: str
+    reason: str | None = None
+    file_digest: str = ""
+    pixel_digest: str = ""
+    mask_fraction: float = 0.0
+
+
+@dataclass
+class ValidationReport:
+    root: Path
+    valid: list[Pair] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    mask_fractions: list[float] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        fractions = np.array(self.mask_fractions or [0.0])
+        return {
+            "folder": str(self.root),
+            "valid": len(self.valid),
+            "rejected": self.rejected,
+            "rejection_rate": round(len(self.rejected) / max(1, len(self.valid) + len(self.rejected)), 4),
+            "mask_fraction": {
+                "mean": round(float(fractions.mean()), 5),
+                "min": round(float(fractions.min()), 5),
+                "max": round(float(fractions.max()), 5),
+            },
+        }
+
+
+def validate_folder(root: Path, limits: MaskLimits = MaskLimits(), workers: int = 2) -> ValidationReport:
+    """Check every pair under root/images and root/masks; list each rejected file with its reason."""
+    if not root.is_dir():
+        raise DatasetLayoutError(f"{root} does not exist or is not a folder: give the folder that holds images/ and masks/")
+    images_dir, masks_dir = root / "images", root / "masks"
+    if not images_dir.is_dir() or not masks_dir.is_dir():
+        raise DatasetLayoutError(
+            f"{root} is not in the Kaggle Water Meters layout: it needs the folders images/ and masks/ "
+            "holding photos and masks with the same file names"
+        )
+    report = ValidationReport(root=root)
+    image_names = {p.name for p in images_dir.iterdir() if p.is_file()}
+    mask_names = {p.name for p in masks_dir.iterdir() if p.is_file()}
+    for orphan in sorted(mask_names - image_names):
+        report.rejected.append({"file": f"masks/{orphan}", "reason": "mask has no image"})
+    for lonely in sorted(image_names - mask_names):
+        report.rejected.append({"file": f"images/{lonely}", "reason": "image has no mask"})
+    candidates = [Pair(images_dir / name, masks_dir / name) for name in sorted(image_names & mask_names)]
+    _collect(report, _check_all(candidates, limits, workers))
+    return report
+
+
+def _check_all(pairs: list[Pair], limits: MaskLimits, workers: int) -> Iterator[PairCheck]:
+    jobs = [(pair, limits) for pair in pairs]
+    if workers <= 1 or len(jobs) < 8:
+        yield from (_check_job(job) for job in jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(_check_job, jobs, chunksize=4)
+
+
+def _collect(report: ValidationReport, checks: Iterator[PairCheck]) -> None:
+    seen_files: dict[str, str] = {}
+    seen_pixels: dict[str, str] = {}
+    for check in checks:
+        reason = check.reason or _duplicate_reason(check, seen_files, seen_pixels)
+        if reason:
+            report.rejected.append({"file": f"images/{check.name}", "reason": reason})
+            continue
+        seen_files[check.file_digest], seen_pixels[check.pixel_digest] = check.name, check.name
+        report.valid.append(Pair(report.root / "images" / check.name, report.root / "masks" / check.name))
+        report.mask_fractions.append(check.mask_fraction)
+
+
+def _duplicate_reason(check: PairCheck, seen_files: dict[str, str], seen_pixels: dict[str, str]) -> str | None:
+    if check.file_digest in seen_files:
+        return f"duplicate of images/{seen_files[check.file_digest]} (same bytes)"
+    if check.pixel_digest in seen_pixels:
+        return f"duplicate of images/{seen_pixels[check.pixel_digest]} (same pixels)"
+    return None
+
+
+def _check_job(job: tuple[Pair, MaskLimits]) -> PairCheck:
+    return check_pair(*job)
+
+
+def check_pair(pair: Pair, limits: MaskLimits = MaskLimits()) -> PairCheck:
+    """Decode a photo and its mask fully and check them; the reason says what is wrong, or is None."""
+    for path, role in ((pair.image, "image"), (pair.mask, "mask")):
+        if path.stat().st_size == 0:
+            return PairCheck(pair.name, f"{role} file is empty")
+    raw = pair.image.read_bytes()
+    try:
+        photo = open_image(raw).convert("RGB")
+        mask_image = open_image(pair.mask)
+    except UnreadableImageError as error:
+        return PairCheck(pair.name, f"not a readable image: {error}")
+    if mask_image.mode not in SINGLE_CHANNEL_MODES:
+        return PairCheck(pair.name, f"mask is not single-channel (mode {mask_image.mode})")
+    if photo.size != mask_image.size:
+        return PairCheck(pair.name, f"image size {photo.size} differs from mask size {mask_image.size} after the EXIF turn")
+    fraction = float((np.asarray(mask_image.convert("L")) > MASK_THRESHOLD).mean())
+    if fraction < limits.min_fraction:
+        return PairCheck(pair.name, f"mask is empty ({fraction:.4%} of the pixels are white)")
+    if fraction > limits.max_fraction:
+        return PairCheck(pair.name, f"mask is nearly all white ({fraction:.1%} of the pixels)")
+    pixels = hashlib.sha256(np.asarray(photo).tobytes()).hexdigest()
+    return PairCheck(pair.name, None, hashlib.sha256(raw).hexdigest(), pixels, fraction)
