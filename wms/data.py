@@ -10,6 +10,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from wms.annotations import rasterize
+from wms.imaging import open_image
+
 SPLITS = ("train", "val", "test")
 
 
@@ -19,8 +25,11 @@ class DatasetLayoutError(ValueError):
 
 @dataclass(frozen=True)
 class Pair:
+    """A photo and its mask file; `polygon` (from data.csv) stands in for a missing mask file."""
+
     image: Path
     mask: Path
+    polygon: tuple | None = None
 
     @property
     def name(self) -> str:
@@ -55,8 +64,21 @@ def mirror_pairs(pairs: list[Pair], destination: Path) -> int:
             stale.unlink()
             changed += 1
         for name, source in wanted.items():
-            changed += _copy_if_changed(source, target_dir / name)
+            changed += (
+                _copy_if_changed(source, target_dir / name) if source.exists() else _write_polygon_mask(pairs, name, target_dir)
+            )
     return changed
+
+
+def _write_polygon_mask(pairs: list[Pair], name: str, target_dir: Path) -> int:
+    """Rasterize the data.csv polygon of a pair that has no mask file into target_dir/<name>."""
+    pair = next(pair for pair in pairs if pair.image.name == name)
+    target = target_dir / name
+    if target.exists():
+        return 0
+    mask = rasterize(pair.polygon, open_image(pair.image).size)
+    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(target, format="JPEG", quality=95)
+    return 1
 
 
 def _copy_if_changed(source: Path, target: Path) -> int:

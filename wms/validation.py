@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from wms.annotations import Annotation, rasterize, read_annotations
 from wms.data import DatasetLayoutError, Pair
 from wms.imaging import MASK_THRESHOLD, UnreadableImageError, open_image
+from wms.metrics import iou
 
 SINGLE_CHANNEL_MODES = ("1", "L", "I", "I;16", "F")
+POLYGON_AGREEMENT = 0.9
+"""A mask file and its data.csv polygon must overlap at least this much (IoU), or the pair is reported."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class PairCheck:
     file_digest: str = ""
     pixel_digest: str = ""
     mask_fraction: float = 0.0
+    polygon_iou: float | None = None
+    ambiguous_fraction: float = 0.0
+    """Share of mask pixels far from both 0 and 255: near 0 for a real binary mask saved as JPEG."""
 
 
 @dataclass
@@ -43,6 +51,9 @@ class ValidationReport:
     valid: list[Pair] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
     mask_fractions: list[float] = field(default_factory=list)
+    ambiguous_fractions: list[float] = field(default_factory=list)
+    pixel_digests: dict[str, str] = field(default_factory=dict)
+    polygon_disagreements: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict:
         fractions = np.array(self.mask_fractions or [0.0])
@@ -70,15 +81,29 @@ def validate_folder(root: Path, limits: MaskLimits = MaskLimits(), workers: int 
             "holding photos and masks with the same file names"
         )
     report = ValidationReport(root=root)
+    annotations = _read_annotations(root, report)
     image_names = {p.name for p in images_dir.iterdir() if p.is_file()}
     mask_names = {p.name for p in masks_dir.iterdir() if p.is_file()}
     for orphan in sorted(mask_names - image_names):
         report.rejected.append({"file": f"masks/{orphan}", "reason": "mask has no image"})
-    for lonely in sorted(image_names - mask_names):
-        report.rejected.append({"file": f"images/{lonely}", "reason": "image has no mask"})
-    candidates = [Pair(images_dir / name, masks_dir / name) for name in sorted(image_names & mask_names)]
-    _collect(report, _check_all(candidates, limits, workers))
+    candidates = []
+    for name in sorted(image_names):
+        polygon = annotations[name].polygon if name in annotations else None
+        if name not in mask_names and polygon is None:
+            report.rejected.append({"file": f"images/{name}", "reason": "image has no mask (and no polygon in data.csv)"})
+        else:
+            candidates.append(Pair(images_dir / name, masks_dir / name, polygon))
+    _collect(report, {pair.name: pair for pair in candidates}, _check_all(candidates, limits, workers))
     return report
+
+
+def _read_annotations(root: Path, report: ValidationReport) -> dict[str, Annotation]:
+    """data.csv's annotations when the file is there; its unreadable rows go to the rejected list."""
+    if not (root / "data.csv").is_file():
+        return {}
+    annotations, problems = read_annotations(root / "data.csv")
+    report.rejected.extend(problems)
+    return annotations
 
 
 def _check_all(pairs: list[Pair], limits: MaskLimits, workers: int) -> Iterator[PairCheck]:
@@ -90,7 +115,7 @@ def _check_all(pairs: list[Pair], limits: MaskLimits, workers: int) -> Iterator[
         yield from pool.imap(_check_job, jobs, chunksize=4)
 
 
-def _collect(report: ValidationReport, checks: Iterator[PairCheck]) -> None:
+def _collect(report: ValidationReport, candidates: dict[str, Pair], checks: Iterator[PairCheck]) -> None:
     seen_files: dict[str, str] = {}
     seen_pixels: dict[str, str] = {}
     for check in checks:
@@ -99,8 +124,12 @@ def _collect(report: ValidationReport, checks: Iterator[PairCheck]) -> None:
             report.rejected.append({"file": f"images/{check.name}", "reason": reason})
             continue
         seen_files[check.file_digest], seen_pixels[check.pixel_digest] = check.name, check.name
-        report.valid.append(Pair(report.root / "images" / check.name, report.root / "masks" / check.name))
+        report.valid.append(candidates[check.name])
         report.mask_fractions.append(check.mask_fraction)
+        report.ambiguous_fractions.append(check.ambiguous_fraction)
+        report.pixel_digests[check.name] = check.pixel_digest
+        if check.polygon_iou is not None and check.polygon_iou < POLYGON_AGREEMENT:
+            report.polygon_disagreements.append({"file": f"images/{check.name}", "iou": f"{check.polygon_iou:.3f}"})
 
 
 def _duplicate_reason(check: PairCheck, seen_files: dict[str, str], seen_pixels: dict[str, str]) -> str | None:
@@ -117,23 +146,27 @@ def _check_job(job: tuple[Pair, MaskLimits]) -> PairCheck:
 
 def check_pair(pair: Pair, limits: MaskLimits = MaskLimits()) -> PairCheck:
     """Decode a photo and its mask fully and check them; the reason says what is wrong, or is None."""
+    mask_exists = pair.mask.exists()
     for path, role in ((pair.image, "image"), (pair.mask, "mask")):
-        if path.stat().st_size == 0:
+        if (role == "image" or mask_exists) and path.stat().st_size == 0:
             return PairCheck(pair.name, f"{role} file is empty")
     raw = pair.image.read_bytes()
     try:
         photo = open_image(raw).convert("RGB")
-        mask_image = open_image(pair.mask)
+        mask_image = open_image(pair.mask) if mask_exists else Image.fromarray(rasterize(pair.polygon, photo.size))
     except UnreadableImageError as error:
         return PairCheck(pair.name, f"not a readable image: {error}")
     if mask_image.mode not in SINGLE_CHANNEL_MODES:
         return PairCheck(pair.name, f"mask is not single-channel (mode {mask_image.mode})")
     if photo.size != mask_image.size:
         return PairCheck(pair.name, f"image size {photo.size} differs from mask size {mask_image.size} after the EXIF turn")
-    fraction = float((np.asarray(mask_image.convert("L")) > MASK_THRESHOLD).mean())
+    mask_values = np.asarray(mask_image.convert("L"))
+    fraction = float((mask_values > MASK_THRESHOLD).mean())
     if fraction < limits.min_fraction:
         return PairCheck(pair.name, f"mask is empty ({fraction:.4%} of the pixels are white)")
     if fraction > limits.max_fraction:
         return PairCheck(pair.name, f"mask is nearly all white ({fraction:.1%} of the pixels)")
     pixels = hashlib.sha256(np.asarray(photo).tobytes()).hexdigest()
-    return PairCheck(pair.name, None, hashlib.sha256(raw).hexdigest(), pixels, fraction)
+    ambiguous = float(((mask_values > 32) & (mask_values < 223)).mean())
+    agreement = iou(mask_values > MASK_THRESHOLD, rasterize(pair.polygon, photo.size)) if mask_exists and pair.polygon else None
+    return PairCheck(pair.name, None, hashlib.sha256(raw).hexdigest(), pixels, fraction, agreement, ambiguous)

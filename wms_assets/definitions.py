@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from wms_assets.assets import checks, data, model, serving
+from wms_assets.assets import data, data_checks, model, model_checks, serving
 from wms_assets.constants import LINEAGE_JOB
 from wms_assets.profiles import current_profile, resources_for
 from wms_assets.sensors.code import code_change_sensor
@@ -18,7 +18,7 @@ lineage_job = dg.define_asset_job(
 def build_definitions(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([data, model, serving]),
-        asset_checks=dg.load_asset_checks_from_modules([checks]),
+        asset_checks=dg.load_asset_checks_from_modules([data_checks, model_checks]),
         jobs=[lineage_job],
         sensors=[data_change_sensor, code_change_sensor],
         resources=resources,

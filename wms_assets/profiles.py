@@ -9,6 +9,7 @@ from wms.gitinfo import PROJECT_ROOT
 from wms.layout import MODEL_NAME, StateLayout, default_home
 from wms_assets.resources import (
     CodeCheckout,
+    DataQualityPolicy,
     DvcStorage,
     ImageBuilder,
     LocalModelServer,
@@ -45,6 +46,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
             tracking_uri=layout.mlflow_tracking_uri, model_name=MODEL_NAME, artifact_location=layout.mlflow_artifacts.as_uri()
         ),
         "promotion_policy": PromotionPolicy(),
+        "data_quality": DataQualityPolicy(),
         "serving_workspace": ServingWorkspace(root=str(layout.serving)),
         "image_builder": ImageBuilder(),
         "model_server": LocalModelServer(home=str(layout.torchserve_home)),
@@ -61,6 +63,7 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), model_name=MODEL_NAME, ui_url=dg.EnvVar("MLFLOW_TRACKING_URI")
         ),
         "promotion_policy": PromotionPolicy(),
+        "data_quality": DataQualityPolicy(),
         "serving_workspace": ServingWorkspace(root=str(layout.serving)),
         "image_builder": ImageBuilder(builder="buildah", repository=dg.EnvVar("WMS_ECR_REPOSITORY")),
         "model_server": LocalModelServer(home=str(layout.torchserve_home)),

@@ -88,6 +88,17 @@ class PromotionPolicy(dg.ConfigurableResource):
     max_onnx_probability_gap: float = Field(default=1e-3, description="Largest allowed ONNX vs PyTorch probability gap.")
 
 
+class DataQualityPolicy(dg.ConfigurableResource):
+    """What the data set must show before a model is trained on it."""
+
+    min_valid_pairs: int = Field(default=30, description="Fewest valid image/mask pairs to train on.")
+    max_rejection_rate: float = Field(default=0.1, description="Largest share of rejected files.")
+    max_ambiguous_mask_fraction: float = Field(
+        default=0.01, description="Largest share of grey (neither black nor white) pixels in a mask."
+    )
+    split_tolerance: float = Field(default=0.1, description="Largest deviation of a split's share from 70/15/15.")
+
+
 class ServingWorkspace(dg.ConfigurableResource):
     """Where ONNX files, model archives and image build contexts are written."""
 

@@ -66,8 +66,15 @@ def test_every_stage_materializes_and_every_gate_passes(first_run):
         "serving_image",
         "release",
     }
-    assert "  check test_iou_meets_threshold: passed" in first_run.lines
-    assert "  check onnx_matches_pytorch: passed" in first_run.lines
+    for check in (
+        "enough_valid_pairs",
+        "rejection_rate_under_ceiling",
+        "masks_are_binary",
+        "no_image_in_two_splits",
+        "test_iou_meets_threshold",
+        "onnx_matches_pytorch",
+    ):
+        assert f"  check {check}: passed" in first_run.lines
 
 
 def test_the_released_model_answers_with_a_mask(stage, first_run):

@@ -37,7 +37,7 @@ def test_every_broken_file_is_rejected_with_its_reason(broken):
     root, images = broken
     report = validate_folder(root, workers=2)
     reasons = {entry["file"]: entry["reason"] for entry in report.rejected}
-    assert reasons[f"images/{images[0].name}"] == "image has no mask"
+    assert reasons[f"images/{images[0].name}"].startswith("image has no mask")
     assert reasons["masks/orphan.jpg"] == "mask has no image"
     assert reasons[f"images/{images[1].name}"].startswith("not a readable image")
     assert "differs from mask size" in reasons[f"images/{images[2].name}"]

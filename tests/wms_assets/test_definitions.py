@@ -23,7 +23,15 @@ def test_definitions_load_with_every_stage():
 
 def test_the_promotion_gates_are_blocking():
     specs = [spec for assets_def in defs.resolve_asset_graph().assets_defs for spec in assets_def.check_specs]
-    assert {spec.name: spec.blocking for spec in specs} == {"test_iou_meets_threshold": True, "onnx_matches_pytorch": True}
+    assert {spec.name: spec.blocking for spec in specs} == {
+        "test_iou_meets_threshold": True,
+        "onnx_matches_pytorch": True,
+        "enough_valid_pairs": True,
+        "rejection_rate_under_ceiling": True,
+        "masks_are_binary": True,
+        "split_proportions_within_tolerance": False,
+        "no_image_in_two_splits": True,
+    }
 
 
 def test_asset_selection_strings_parse():

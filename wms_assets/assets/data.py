@@ -20,6 +20,8 @@ class VersionedDataset:
     root: str
     data_version: str
     splits: dict[str, list[str]]
+    validation: dict
+    pixel_digests: dict[str, str]
 
     def pairs(self, split: str) -> list[Pair]:
         root = Path(self.root)
@@ -56,7 +58,7 @@ def dataset(context: dg.AssetExecutionContext, raw_images: str, dvc: DvcStorage)
     splits = {name: sorted(pair.name for pair in pairs) for name, pairs in split_pairs(report.valid).items()}
     context.log.info("data version %s (%d files changed)", data_version, changed)
     return dg.Output(
-        VersionedDataset(root=str(root), data_version=data_version, splits=splits),
+        VersionedDataset(str(root), data_version, splits, report.as_json(), report.pixel_digests),
         data_version=dg.DataVersion(data_version),
         metadata={
             "dvc_md5": data_version,
