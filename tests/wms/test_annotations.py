@@ -10,7 +10,9 @@ from wms.imaging import read_mask, read_photo
 from wms.metrics import iou
 from wms.validation import validate_folder
 
-SQUARE = "{'type': 'polygon', 'data': [{'x': 0.25, 'y': 0.25}, {'x': 0.75, 'y': 0.25}, {'x': 0.75, 'y': 0.75}, {'x': 0.25, 'y': 0.75}]}"
+SQUARE = (
+    "{'type': 'polygon', 'data': [{'x': 0.25, 'y': 0.25}, {'x': 0.75, 'y': 0.25}, {'x': 0.75, 'y': 0.75}, {'x': 0.25, 'y': 0.75}]}"
+)
 
 
 def polygon_literal(mask: np.ndarray) -> str:
