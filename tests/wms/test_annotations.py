@@ -11,7 +11,8 @@ from wms.metrics import iou
 from wms.validation import validate_folder
 
 SQUARE = (
-    "{'type': 'polygon', 'data': [{'x': 0.25, 'y': 0.25}, {'x': 0.75, 'y': 0.25}, {'x': 0.75, 'y': 0.75}, {'x': 0.25, 'y': 0.75}]}"
+    "{'type': 'polygon', 'data': [{'x': 0.25, 'y': 0.25}, {'x': 0.75, 'y': 0.25}, "
+    "{'x': 0.75, 'y': 0.75}, {'x': 0.25, 'y': 0.75}]}"
 )
 
 
