@@ -148,7 +148,7 @@ class LocalTorchServe:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             try:
-                if self.is_up() and self.models():
+                if self.is_up() and self._workers_ready():
                     return
             except OSError:  # the management API opens a moment after the inference API
                 pass
@@ -156,6 +156,18 @@ class LocalTorchServe:
                 raise TorchServeError(f"TorchServe exited while starting:\n{self._log_tail()}")
             time.sleep(0.5)
         raise TorchServeError(f"TorchServe did not become ready within {self.start_timeout_s:.0f} s:\n{self._log_tail()}")
+
+    def _workers_ready(self) -> bool:
+        """Every registered model has a READY worker (TorchServe answers /ping before it has finished starting)."""
+        models = self.models()
+        return bool(models) and all(
+            any(
+                worker["status"] == "READY"
+                for entry in self._management("GET", f"/models/{model['modelName']}")
+                for worker in entry["workers"]
+            )
+            for model in models
+        )
 
     def _process_alive(self) -> bool:
         pid_file = self.home / "tmp" / ".model_server.pid"

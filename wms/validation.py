@@ -67,6 +67,8 @@ class ValidationReport:
                 "min": round(float(fractions.min()), 5),
                 "max": round(float(fractions.max()), 5),
             },
+            "max_ambiguous_mask_fraction": round(max(self.ambiguous_fractions or [0.0]), 5),
+            "polygon_disagreements": self.polygon_disagreements,
         }
 
 

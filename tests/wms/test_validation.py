@@ -73,6 +73,7 @@ def test_cli_prints_the_report_as_json(broken):
     report = json.loads(result.stdout)
     assert report["valid"] == 51 - len(report["rejected"])
     assert {"file", "reason"} <= set(report["rejected"][0])
+    assert report["max_ambiguous_mask_fraction"] < 0.01
 
 
 def test_cli_exits_non_zero_for_a_missing_folder(tmp_path):
