@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+CREDENTIAL_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden")
+
 
 class DvcError(RuntimeError):
     """A DVC command failed; the message holds DVC's own explanation."""
@@ -48,7 +50,7 @@ class DvcRepository:
         before = pointer.read_text() if pointer.exists() else None
         try:
             self._dvc("add", "--quiet", relative)
-            self._dvc("push", "--quiet", str(pointer.relative_to(self.root)))
+            self._dvc("push", str(pointer.relative_to(self.root)))
         except DvcError:
             if before is None:
                 pointer.unlink(missing_ok=True)
@@ -56,6 +58,10 @@ class DvcRepository:
                 pointer.write_text(before)
             raise
         return self.data_version(relative)
+
+    def pull(self, relative: str) -> None:
+        """Fetch a tracked folder's files from the remote into the workspace, as its pointer says."""
+        self._dvc("pull", str(self.pointer_path(relative).relative_to(self.root)))
 
     def pointer_path(self, relative: str) -> Path:
         return self.root / f"{relative.rstrip('/')}.dvc"
@@ -73,7 +79,13 @@ class DvcRepository:
         completed = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=self.root, capture_output=True, text=True, env=env)
         if completed.returncode != 0:
             detail = (completed.stderr or completed.stdout).strip()
-            raise DvcError(f"dvc {' '.join(args)} failed in {self.root}: {detail}")
+            advice = ""
+            if any(word in detail for word in CREDENTIAL_ERRORS):
+                advice = (
+                    f"the remote {self.remote_url} refused the credentials: "
+                    "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the IAM role). "
+                )
+            raise DvcError(f"{advice}dvc {' '.join(args)} failed in {self.root}: {detail}")
         return completed.stdout
 
 
