@@ -1,8 +1,9 @@
 """A deterministic synthetic data set in the Kaggle Water Meters layout.
 
 Each sample is a meter-like photo (textured background, round meter face, a dark digit window with digits,
-a small rotation, lighting and blur) and a mask of the window. Some photos are stored turned, with an EXIF
-orientation tag that turns them back, as phone photos are. The same seed always gives the same files.
+a small rotation, an off-axis perspective, uneven lighting and blur) and a mask of the window. Some photos are
+stored turned, with an EXIF orientation tag that turns them back, as phone photos are. The same seed always gives
+the same files.
 """
 
 from __future__ import annotations
@@ -53,9 +54,25 @@ def _draw_sample(rng: np.random.Generator, spec: SyntheticSpec) -> tuple[Image.I
     _draw_window(ImageDraw.Draw(photo), window, reading)
     ImageDraw.Draw(mask).rectangle(window, fill=255)
     angle = float(rng.uniform(-12, 12))
-    photo = photo.rotate(angle, resample=Image.BILINEAR, fillcolor=tuple(int(c) for c in rng.integers(40, 200, 3)))
+    fill = tuple(int(c) for c in rng.integers(40, 200, 3))
+    photo = photo.rotate(angle, resample=Image.BILINEAR, fillcolor=fill)
     mask = mask.rotate(angle, resample=Image.NEAREST, fillcolor=0)
+    coefficients = _perspective(rng, width, height)
+    photo = photo.transform((width, height), Image.PERSPECTIVE, coefficients, Image.BILINEAR, fillcolor=fill)
+    mask = mask.transform((width, height), Image.PERSPECTIVE, coefficients, Image.NEAREST, fillcolor=0)
     return _lighting(rng, photo), mask, reading
+
+
+def _perspective(rng: np.random.Generator, width: int, height: int) -> tuple[float, ...]:
+    """Coefficients that tilt the picture as a photo taken a little off-axis does (corners moved up to 8 %)."""
+    source = [(0, 0), (width, 0), (width, height), (0, height)]
+    target = [(x + rng.uniform(-0.08, 0.08) * width, y + rng.uniform(-0.08, 0.08) * height) for x, y in source]
+    rows = []
+    for (x, y), (u, v) in zip(source, target, strict=True):
+        rows.append([u, v, 1, 0, 0, 0, -x * u, -x * v])
+        rows.append([0, 0, 0, u, v, 1, -y * u, -y * v])
+    solution = np.linalg.solve(np.array(rows), np.array([value for point in source for value in point], dtype=float))
+    return tuple(float(value) for value in solution)
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:

@@ -1,7 +1,6 @@
 """The one place that decides the environment: WMS_PROFILE picks the resources, assets never read it."""
 
 import os
-from pathlib import Path
 
 import dagster as dg
 
@@ -58,7 +57,11 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
     """S3 for DVC, an MLflow server (backed by RDS MySQL), ECR for images; secrets only through EnvVar."""
     return {
         "raw_source": RawImageSource(source_dir=dg.EnvVar(DATA_VARIABLE), synthetic_dir=str(layout.synthetic_data)),
-        "dvc": DvcStorage(repo_dir=str(Path(layout.dvc_repo)), remote_url=dg.EnvVar("WMS_DVC_REMOTE"), endpoint_url=None),
+        "dvc": DvcStorage(
+            repo_dir=str(layout.dvc_repo),
+            remote_url=dg.EnvVar("WMS_DVC_REMOTE"),
+            endpoint_url=os.environ.get("WMS_S3_ENDPOINT_URL"),
+        ),
         "mlflow": MlflowRegistry(
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), model_name=MODEL_NAME, ui_url=dg.EnvVar("MLFLOW_TRACKING_URI")
         ),
