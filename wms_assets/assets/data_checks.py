@@ -16,26 +16,13 @@ def enough_valid_pairs(dataset: VersionedDataset, data_quality: DataQualityPolic
 
 @dg.asset_check(asset=dataset, blocking=True, description="The share of rejected files stays under the policy's ceiling.")
 def rejection_rate_under_ceiling(dataset: VersionedDataset, data_quality: DataQualityPolicy) -> dg.AssetCheckResult:
-    rate = dataset.validation["rejection_rate"]
-    return dg.AssetCheckResult(
-        passed=rate <= data_quality.max_rejection_rate,
-        metadata={
-            "rejection_rate": dg.MetadataValue.float(rate),
-            "ceiling": dg.MetadataValue.float(data_quality.max_rejection_rate),
-        },
-    )
+    return _at_most("rejection_rate", dataset.validation["rejection_rate"], data_quality.max_rejection_rate)
 
 
 @dg.asset_check(asset=dataset, blocking=True, description="Masks are binary: almost no pixel lies far from both black and white.")
 def masks_are_binary(dataset: VersionedDataset, data_quality: DataQualityPolicy) -> dg.AssetCheckResult:
     worst = dataset.validation["max_ambiguous_mask_fraction"]
-    return dg.AssetCheckResult(
-        passed=worst <= data_quality.max_ambiguous_mask_fraction,
-        metadata={
-            "worst_mask_grey_share": dg.MetadataValue.float(worst),
-            "ceiling": dg.MetadataValue.float(data_quality.max_ambiguous_mask_fraction),
-        },
-    )
+    return _at_most("worst_mask_grey_share", worst, data_quality.max_ambiguous_mask_fraction)
 
 
 @dg.asset_check(asset=dataset, description="Train, val and test shares are within the policy's tolerance of 70/15/15.")
@@ -65,3 +52,9 @@ def no_image_in_two_splits(dataset: VersionedDataset) -> dg.AssetCheckResult:
                     shared.append(f"{name} ({seen[key]} and {split})")
                 seen.setdefault(key, split)
     return dg.AssetCheckResult(passed=not shared, metadata={"in_two_splits": dg.MetadataValue.json(shared[:50])})
+
+
+def _at_most(label: str, value: float, ceiling: float) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=value <= ceiling, metadata={label: dg.MetadataValue.float(value), "ceiling": dg.MetadataValue.float(ceiling)}
+    )
