@@ -71,22 +71,39 @@ class DvcRepository:
         pointer = self.pointer_path(relative)
         if not pointer.exists():
             raise DvcError(f"{relative} is not tracked by DVC in {self.root}: run the dataset asset first")
-        outs = yaml.safe_load(pointer.read_text())["outs"]
-        return outs[0]["md5"].removesuffix(".dir")
+        return pointer_version(pointer)
 
     def _dvc(self, *args: str) -> str:
-        env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-        completed = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=self.root, capture_output=True, text=True, env=env)
-        if completed.returncode != 0:
-            detail = (completed.stderr or completed.stdout).strip()
-            advice = ""
-            if any(word in detail for word in CREDENTIAL_ERRORS):
-                advice = (
-                    f"the remote {self.remote_url} refused the credentials: "
-                    "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the IAM role). "
-                )
-            raise DvcError(f"{advice}dvc {' '.join(args)} failed in {self.root}: {detail}")
-        return completed.stdout
+        return run_dvc(self.root, self.remote_url, *args)
+
+
+def pointer_version(pointer: Path) -> str:
+    """The data version a .dvc pointer file names (the md5 of its folder, without '.dir')."""
+    try:
+        outs = yaml.safe_load(pointer.read_text())["outs"]
+        return outs[0]["md5"].removesuffix(".dir")
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError) as error:
+        raise DvcError(f"{pointer} is not a readable DVC pointer: {error}") from error
+
+
+def pull_pointer(pointer: Path) -> Path:
+    """Check out the data a .dvc pointer names, in its own DVC repository (a Git checkout); return the folder."""
+    pointer_version(pointer)
+    run_dvc(pointer.parent, "configured for that repository", "pull", pointer.name)
+    return pointer.with_suffix("")
+
+
+def run_dvc(cwd: Path, remote: str, *args: str) -> str:
+    """Run `python -m dvc ARGS` in cwd; a failure raises DvcError with DVC's own words (and advice for credentials)."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    completed = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    if completed.returncode != 0:
+        detail = (completed.stderr or completed.stdout).strip()
+        advice = ""
+        if any(word in detail for word in CREDENTIAL_ERRORS):
+            advice = f"the remote {remote} refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. "
+        raise DvcError(f"{advice}dvc {' '.join(args)} failed in {cwd}: {detail}")
+    return completed.stdout
 
 
 def tracked_files(root: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from wms_assets.resources import (
 
 PROFILE_VARIABLE = "WMS_PROFILE"
 DATA_VARIABLE = "WMS_DATA_DIR"
+POINTER_VARIABLE = "WMS_DVC_POINTER"
 PROFILES = ("local", "aws")
 
 
@@ -28,6 +29,15 @@ def current_profile() -> str:
     if profile not in PROFILES:
         raise ValueError(f"{PROFILE_VARIABLE}={profile!r} is not a profile: use one of {', '.join(PROFILES)}")
     return profile
+
+
+def raw_image_source(layout: StateLayout) -> RawImageSource:
+    """Photos from $WMS_DVC_POINTER (a .dvc pointer in a Git checkout), else $WMS_DATA_DIR, else synthetic."""
+    return RawImageSource(
+        source_dir=os.environ.get(DATA_VARIABLE) or None,
+        dvc_pointer=os.environ.get(POINTER_VARIABLE) or None,
+        synthetic_dir=str(layout.synthetic_data),
+    )
 
 
 def resources_for(profile: str, layout: StateLayout | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -39,7 +49,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
     """Everything on this machine, under one state folder: nothing to configure."""
     layout.create()
     return {
-        "raw_source": RawImageSource(source_dir=os.environ.get(DATA_VARIABLE) or None, synthetic_dir=str(layout.synthetic_data)),
+        "raw_source": raw_image_source(layout),
         "dvc": DvcStorage(repo_dir=str(layout.dvc_repo), remote_url=str(layout.dvc_remote)),
         "mlflow": MlflowRegistry(
             tracking_uri=layout.mlflow_tracking_uri, model_name=MODEL_NAME, artifact_location=layout.mlflow_artifacts.as_uri()
@@ -56,7 +66,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
 def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
     """S3 for DVC, an MLflow server (backed by RDS MySQL), ECR for images; secrets only through EnvVar."""
     return {
-        "raw_source": RawImageSource(source_dir=dg.EnvVar(DATA_VARIABLE), synthetic_dir=str(layout.synthetic_data)),
+        "raw_source": raw_image_source(layout),
         "dvc": DvcStorage(
             repo_dir=str(layout.dvc_repo),
             remote_url=dg.EnvVar("WMS_DVC_REMOTE"),

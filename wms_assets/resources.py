@@ -11,7 +11,7 @@ from wms.gitinfo import changed_files, head_sha
 from wms.synthetic import SyntheticSpec, generate_dataset
 from wms.torchserve import LocalTorchServe
 from wms.tracking import ModelRegistry
-from wms.versioning import DvcRepository
+from wms.versioning import DvcRepository, pull_pointer
 
 TRAINING_CODE_PATHS = (
     "wms/train.py",
@@ -29,16 +29,23 @@ class RawImageSource(dg.ConfigurableResource):
     """Where the photos come from: a real folder in the Kaggle layout, or a generated synthetic set."""
 
     source_dir: str | None = Field(default=None, description="A folder with images/ and masks/; unset means synthetic data.")
+    dvc_pointer: str | None = Field(
+        default=None, description="A .dvc pointer in a Git+DVC checkout: its data is pulled and read (wins over source_dir)."
+    )
     synthetic_dir: str = Field(description="Where the synthetic data set is generated.")
     synthetic_count: int = Field(default=160, description="Number of synthetic image/mask pairs.")
     synthetic_seed: int = Field(default=0, description="Seed of the synthetic generator.")
 
     def folder(self) -> Path:
-        """The folder the photos are read from (generated only by `resolve`)."""
+        """The folder the photos are read from (pulled or generated only by `resolve`)."""
+        if self.dvc_pointer:
+            return Path(self.dvc_pointer).with_suffix("")
         return Path(self.source_dir or self.synthetic_dir)
 
     def resolve(self) -> Path:
-        """The folder to read, generating the synthetic set first when it is missing or its spec changed."""
+        """The folder to read: pulled as the DVC pointer says, or generated when synthetic and missing or changed."""
+        if self.dvc_pointer:
+            return pull_pointer(Path(self.dvc_pointer))
         if self.source_dir:
             return self.folder()
         spec = SyntheticSpec(count=self.synthetic_count, seed=self.synthetic_seed)
