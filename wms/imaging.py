@@ -114,8 +114,3 @@ def bounding_box(mask: np.ndarray) -> list[int] | None:
     if rows.size == 0:
         return None
     return [int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())]
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The image files directly inside `folder`, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
