@@ -77,12 +77,22 @@ def trained_model(
         model = _from_run(previous, settings, dataset.data_version, git_sha)
         return _output(model, mlflow, registry, reused=True)
     tags = {"dagster_run_id": context.run_id, "git_sha": git_sha, "data_version": dataset.data_version, TRAINING_KEY_TAG: key}
+    model, seconds = _train_and_log(context, registry, dataset, settings, tags)
+    return _output(model, mlflow, registry, reused=False, seconds=seconds)
+
+
+def _train_and_log(
+    context, registry, dataset: VersionedDataset, settings: TrainSettings, tags: dict
+) -> tuple[TrainedModel, float]:
+    """Train inside an MLflow run that records params, every epoch, the test scores, the model and an overlay PNG."""
+
     with registry.training_run(settings.as_params(), tags) as run:
-        result = train(
-            {split: dataset.pairs(split) for split in dataset.splits},
-            settings,
-            on_epoch=lambda epoch, metrics: (run.log_epoch(epoch, metrics), context.log.info("epoch %d %s", epoch, metrics)),
-        )
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            run.log_epoch(epoch, metrics)
+            context.log.info("epoch %d %s", epoch, metrics)
+
+        result = train({split: dataset.pairs(split) for split in dataset.splits}, settings, on_epoch=on_epoch)
         scores = result.test_scores.as_dict(prefix="test_")
         run.log_epoch(result.best_epoch, scores | {"best_epoch": result.best_epoch, "train_seconds": result.seconds})
         model_uri = run.log_model(result.model, settings.image_size)
@@ -94,11 +104,11 @@ def trained_model(
         settings.encoder,
         settings.image_size,
         dataset.data_version,
-        git_sha,
+        tags["git_sha"],
         scores["test_mean_iou"],
         scores["test_mean_dice"],
     )
-    return _output(model, mlflow, registry, reused=False, seconds=result.seconds)
+    return model, result.seconds
 
 
 def _from_run(run, settings: TrainSettings, data_version: str, git_sha: str) -> TrainedModel:
