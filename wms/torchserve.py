@@ -132,7 +132,11 @@ class LocalTorchServe:
             completed = subprocess.run(command, env=self._env(), stdout=log, stderr=log, cwd=self.home, start_new_session=True)
         if completed.returncode != 0:
             raise TorchServeError(f"torchserve --start failed with exit code {completed.returncode}: see {self.home / 'logs'}")
-        self._wait_until_ready()
+        try:
+            self._wait_until_ready()
+        except TorchServeError:
+            self.stop()  # a server that never became ready is not left behind
+            raise
 
     def _env(self) -> dict[str, str]:
         tmp = self.home / "tmp"

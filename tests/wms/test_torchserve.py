@@ -45,7 +45,9 @@ def test_a_server_that_cannot_start_fails_fast_with_the_reason(archive, tmp_path
         (tmp_path / "model-store").mkdir()
         (tmp_path / "model-store" / archive.name).write_bytes(archive.read_bytes())
         started = time.monotonic()
-        with pytest.raises(TorchServeError, match=r"Address already in use|Failed to bind"):
-            server.start(tmp_path / "model-store" / archive.name)
+        try:
+            with pytest.raises(TorchServeError, match=r"Address already in use|Failed to bind"):
+                server.start(tmp_path / "model-store" / archive.name)
+        finally:
+            server.stop()  # also when the start did not fail as it should
     assert time.monotonic() - started < 60
-    server.stop()
