@@ -38,7 +38,12 @@ class Pair:
 
 def split_of(image: Path, test_percent: int = 15, val_percent: int = 15) -> str:
     """The split of an image, decided by a hash of its bytes: adding images never moves another one."""
-    bucket = int(hashlib.sha256(image.read_bytes()).hexdigest()[:8], 16) % 100
+    return split_of_digest(hashlib.sha256(image.read_bytes()).hexdigest(), test_percent, val_percent)
+
+
+def split_of_digest(sha256_hex: str, test_percent: int = 15, val_percent: int = 15) -> str:
+    """The split for an image whose bytes have this sha256 (for callers that hashed them already)."""
+    bucket = int(sha256_hex[:8], 16) % 100
     if bucket < test_percent:
         return "test"
     if bucket < test_percent + val_percent:
@@ -46,10 +51,12 @@ def split_of(image: Path, test_percent: int = 15, val_percent: int = 15) -> str:
     return "train"
 
 
-def split_pairs(pairs: list[Pair]) -> dict[str, list[Pair]]:
+def split_pairs(pairs: list[Pair], digests: dict[str, str] | None = None) -> dict[str, list[Pair]]:
+    """Pairs by split; `digests` (name -> sha256 of the photo's bytes) spares reading the photos again."""
     splits: dict[str, list[Pair]] = {name: [] for name in SPLITS}
     for pair in pairs:
-        splits[split_of(pair.image)].append(pair)
+        known = (digests or {}).get(pair.name)
+        splits[split_of_digest(known) if known else split_of(pair.image)].append(pair)
     return splits
 
 
@@ -57,23 +64,21 @@ def mirror_pairs(pairs: list[Pair], destination: Path) -> int:
     """Make destination/images and destination/masks hold exactly these pairs; return how many files changed."""
     changed = 0
     for sub in ("images", "masks"):
-        wanted = {getattr(pair, sub[:-1]).name: getattr(pair, sub[:-1]) for pair in pairs}
+        wanted = {pair.name: pair for pair in pairs}
         target_dir = destination / sub
         target_dir.mkdir(parents=True, exist_ok=True)
         for stale in [p for p in target_dir.iterdir() if p.name not in wanted]:
             stale.unlink()
             changed += 1
-        for name, source in wanted.items():
-            changed += (
-                _copy_if_changed(source, target_dir / name) if source.exists() else _write_polygon_mask(pairs, name, target_dir)
-            )
+        for name, pair in wanted.items():
+            source = pair.image if sub == "images" else pair.mask
+            changed += _copy_if_changed(source, target_dir / name) if source.exists() else _write_polygon_mask(pair, target_dir)
     return changed
 
 
-def _write_polygon_mask(pairs: list[Pair], name: str, target_dir: Path) -> int:
+def _write_polygon_mask(pair: Pair, target_dir: Path) -> int:
     """Rasterize the data.csv polygon of a pair that has no mask file into target_dir/<name>."""
-    pair = next(pair for pair in pairs if pair.image.name == name)
-    target = target_dir / name
+    target = target_dir / pair.name
     if target.exists():
         return 0
     mask = rasterize(pair.polygon, open_image(pair.image).size)

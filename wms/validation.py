@@ -53,6 +53,8 @@ class ValidationReport:
     mask_fractions: list[float] = field(default_factory=list)
     ambiguous_fractions: list[float] = field(default_factory=list)
     pixel_digests: dict[str, str] = field(default_factory=dict)
+    file_digests: dict[str, str] = field(default_factory=dict)
+    """sha256 of each valid photo's bytes (what wms.data.split_of hashes)."""
     polygon_disagreements: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict:
@@ -130,6 +132,7 @@ def _collect(report: ValidationReport, candidates: dict[str, Pair], checks: Iter
         report.mask_fractions.append(check.mask_fraction)
         report.ambiguous_fractions.append(check.ambiguous_fraction)
         report.pixel_digests[check.name] = check.pixel_digest
+        report.file_digests[check.name] = check.file_digest
         if check.polygon_iou is not None and check.polygon_iou < POLYGON_AGREEMENT:
             report.polygon_disagreements.append({"file": f"images/{check.name}", "iou": f"{check.polygon_iou:.3f}"})
 

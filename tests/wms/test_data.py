@@ -28,3 +28,8 @@ def test_mirror_copies_changes_and_removes_stale_files(synthetic_root, tmp_path)
     assert mirror_pairs(pairs, target) == 0
     assert mirror_pairs(pairs[:-1], target) == 2
     assert len(list((target / "images").iterdir())) == 47
+
+
+def test_known_digests_give_the_same_splits_as_reading_the_photos(synthetic_root):
+    report = validate_folder(synthetic_root, workers=1)
+    assert split_pairs(report.valid, report.file_digests) == split_pairs(report.valid)

@@ -55,7 +55,7 @@ def dataset(context: dg.AssetExecutionContext, raw_images: str, dvc: DvcStorage)
     root = repository.root / DATA_FOLDER
     report_path = repository.root / f"{DATA_FOLDER}.validation.json"
     report_path.write_text(json.dumps(report.as_json(), indent=2))
-    splits = {name: sorted(pair.name for pair in pairs) for name, pairs in split_pairs(report.valid).items()}
+    splits = {name: sorted(pair.name for pair in pairs) for name, pairs in split_pairs(report.valid, report.file_digests).items()}
     context.log.info("data version %s (%d files changed)", data_version, changed)
     return dg.Output(
         VersionedDataset(str(root), data_version, splits, report.as_json(), report.pixel_digests),
