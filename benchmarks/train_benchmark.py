@@ -1,15 +1,19 @@
-"""Train U-Nets on a data folder and print per-epoch progress, test scores and inference timings.
+"""Train a U-Net with a preset and print per-epoch progress, images per second, test scores and inference timings.
 
-Meant for the lent GPU (bf16, channels_last) but runs anywhere; with --splits the split comes from a JSON file
-(name -> train/val/test), otherwise from wms.data.split_pairs.
+DATA is a folder in the Kaggle layout (real photos: ../shared/data/water-meters); without it, the project's
+synthetic data set is generated into a temporary folder. The split is wms.data's (by file digest), or the one in
+a --splits JSON file (name -> train/val/test). Examples:
 
-    python benchmarks/train_benchmark.py DATA --encoder resnet34 --image-size 512 --epochs 40 --batch-size 16
+    python benchmarks/train_benchmark.py --preset demo                       # CPU figure of the demo preset
+    python benchmarks/train_benchmark.py ../shared/data/water-meters --preset full --encoder mobilenet_v2 \\
+        --image-size 192 --epochs 60 --checkpoints .wms/bench-checkpoints --output benchmarks/results/cpu-real.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,16 +21,17 @@ import numpy as np
 import torch
 
 from wms.data import Pair, split_pairs
-from wms.train import TrainSettings, resolve_device, train
+from wms.synthetic import SyntheticSpec, generate_dataset
+from wms.train import PRESETS, TrainSettings, preset, resolve_device, train
 from wms.validation import validate_folder
 
 
 def load_splits(root: Path, splits_file: Path | None) -> dict[str, list[Pair]]:
-    pairs = validate_folder(root).valid
+    report = validate_folder(root)
     if splits_file is None:
-        return split_pairs(pairs)
+        return split_pairs(report.valid, report.file_digests)
     assignment = json.loads(splits_file.read_text())
-    return {name: [pair for pair in pairs if assignment[pair.name] == name] for name in ("train", "val", "test")}
+    return {name: [pair for pair in report.valid if assignment[pair.name] == name] for name in ("train", "val", "test")}
 
 
 def time_inference(model: torch.nn.Module, image_size: int, device: torch.device, batch: int, repeats: int) -> list[float]:
@@ -44,35 +49,72 @@ def time_inference(model: torch.nn.Module, image_size: int, device: torch.device
     return timings
 
 
+def settings_from(args: argparse.Namespace) -> TrainSettings:
+    return preset(args.preset).with_overrides(
+        encoder=args.encoder,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        loss=args.loss,
+        threads=args.threads,
+        workers=args.workers,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path)
+    parser.add_argument("data", type=Path, nargs="?")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--splits", type=Path)
-    parser.add_argument("--encoder", default="resnet34")
-    parser.add_argument("--image-size", type=int, default=512)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    for name, kind in (
+        ("encoder", str),
+        ("image-size", int),
+        ("epochs", int),
+        ("batch-size", int),
+        ("learning-rate", float),
+        ("loss", str),
+        ("threads", int),
+        ("workers", int),
+    ):
+        parser.add_argument(f"--{name}", type=kind, help="overrides the preset")
+    parser.add_argument("--checkpoints", type=Path, help="save every epoch here and resume from it")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    splits = load_splits(args.data, args.splits)
-    settings = TrainSettings(args.encoder, args.image_size, args.epochs, args.batch_size, args.learning_rate, threads=8)
-    device = resolve_device("auto")
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(f"{name}: {settings} on { {k: len(v) for k, v in splits.items()} }", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        data = args.data
+        if data is None:
+            data = Path(scratch) / "synthetic"
+            generate_dataset(data, SyntheticSpec())
+        run(args, data)
+
+
+def run(args: argparse.Namespace, data: Path) -> None:
+    splits = load_splits(data, args.splits)
+    settings = settings_from(args)
+    device = resolve_device(settings.device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"{name}: {settings} on { {k: len(v) for k, v in splits.items()} } from {data}", flush=True)
     started = time.perf_counter()
     result = train(
-        splits, settings, on_epoch=lambda e, m: print(f"epoch {e} {time.perf_counter() - started:.0f}s {m}", flush=True)
+        splits,
+        settings,
+        on_epoch=lambda e, m: print(f"epoch {e} {time.perf_counter() - started:.0f}s {m}", flush=True),
+        checkpoints=args.checkpoints,
     )
-    single = time_inference(result.model, args.image_size, device, 1, 50)
-    batched = time_inference(result.model, args.image_size, device, 16, 20)
+    epochs_run = len(result.history) - result.resumed_at_epoch
+    single = time_inference(result.model, settings.image_size, device, 1, 30)
+    batched = time_inference(result.model, settings.image_size, device, 16, 10)
     report = {
         "device": name,
+        "data": str(data),
         "settings": settings.as_params(),
         "test": result.test_scores.as_dict(),
         "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
         "train_seconds": round(result.seconds, 1),
-        "seconds_per_epoch": round(result.seconds / args.epochs, 2),
+        "train_images_per_s": round(epochs_run * len(splits["train"]) / result.seconds, 2) if epochs_run else None,
         "batch1_p50_ms": round(float(np.percentile(single, 50)) * 1000, 2),
         "batch1_p95_ms": round(float(np.percentile(single, 95)) * 1000, 2),
         "batch16_images_per_s": round(16 / float(np.median(batched)), 1),

@@ -13,16 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wms.imaging import (
-    UnreadableImageError,
-    bounding_box,
-    letterbox_image,
-    mask_to_png,
-    normalize,
-    read_photo,
-    restore_probabilities,
-    sigmoid,
-)
+from wms.imaging import UnreadableImageError, bounding_box, mask_to_png, read_photo
+from wms.predict import Segmenter
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +29,9 @@ class WindowSegmenter:
 
     def __init__(self) -> None:
         self.session = None
+        self.segmenter: Segmenter | None = None
         self.model_name = ""
         self.model_version = ""
-        self.image_size = 0
 
     def initialize(self, context) -> None:
         import onnxruntime
@@ -50,7 +42,8 @@ class WindowSegmenter:
         options.intra_op_num_threads = cpu_quota()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in onnxruntime.get_available_providers()]
         self.session = onnxruntime.InferenceSession(str(model_dir / manifest["serializedFile"]), options, providers=providers)
-        self.image_size = int(self.session.get_modelmeta().custom_metadata_map["wms.image_size"])
+        image_size = int(self.session.get_modelmeta().custom_metadata_map["wms.image_size"])
+        self.segmenter = Segmenter(backend=self._run_model, image_size=image_size)
         self.model_name, self.model_version = manifest["modelName"], manifest.get("modelVersion", "")
         logger.info("loaded %s version %s with %s", self.model_name, self.model_version, self.session.get_providers())
 
@@ -81,12 +74,12 @@ class WindowSegmenter:
                 errors[index] = f"the body is not a readable image ({error}): send a JPEG, PNG, WebP or BMP photo"
         return photos, errors
 
+    def _run_model(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
+
     def inference(self, photos: list[np.ndarray]) -> list[np.ndarray]:
-        if not photos:
-            return []
-        squares, boxes = zip(*(letterbox_image(photo, self.image_size) for photo in photos), strict=True)
-        logits = self.session.run(None, {self.session.get_inputs()[0].name: normalize(np.stack(squares))})[0]
-        return [restore_probabilities(sigmoid(logit[0]), box) for logit, box in zip(logits, boxes, strict=True)]
+        """Window probabilities of each photo: a look at the whole batch, then one at each window found (wms.predict)."""
+        return self.segmenter.probabilities_batch(photos)
 
     def postprocess(self, probabilities: np.ndarray) -> dict:
         mask = probabilities > 0.5

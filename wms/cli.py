@@ -25,21 +25,19 @@ def main() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A real data folder (Kaggle layout) instead of synthetic data.",
 )
-@click.option("--epochs", type=int, help="Training epochs (default: the training config's).")
-@click.option("--encoder", help="U-Net encoder (default: the training config's).")
-@click.option("--image-size", type=int, help="Model input side in pixels (default: the training config's).")
-def run(data_dir: Path | None, epochs: int | None, encoder: str | None, image_size: int | None) -> None:
+@click.option("--preset", default="demo", show_default=True, help="Training preset: demo (CPU, minutes) or full (GPU quality).")
+@click.option("--epochs", type=int, help="Training epochs (default: the preset's).")
+@click.option("--encoder", help="U-Net encoder (default: the preset's).")
+@click.option("--image-size", type=int, help="Model input side in pixels (default: the preset's).")
+def run(data_dir: Path | None, preset: str, epochs: int | None, encoder: str | None, image_size: int | None) -> None:
     """Materialize the whole asset graph on the current profile and print how to use the result."""
-    layout = StateLayout(default_home())
-    layout.create()
-    os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
+    layout = _prepare_state()
     if data_dir:
         os.environ["WMS_DATA_DIR"] = str(data_dir.resolve())
     from wms_assets.run import materialize_lineage
 
-    overrides = {
-        key: value for key, value in {"epochs": epochs, "encoder": encoder, "image_size": image_size}.items() if value is not None
-    }
+    chosen = {"preset": preset, "epochs": epochs, "encoder": encoder, "image_size": image_size}
+    overrides = {key: value for key, value in chosen.items() if value is not None}
     started = time.perf_counter()
     outcome = materialize_lineage(overrides)
     click.echo(outcome.summary())
@@ -47,6 +45,61 @@ def run(data_dir: Path | None, epochs: int | None, encoder: str | None, image_si
         sys.exit(1)
     click.echo(f"\nThe graph took {time.perf_counter() - started:.0f} s.")
     click.echo(next_steps(layout, outcome.release_url, outcome.sample_photo))
+
+
+def _prepare_state() -> StateLayout:
+    layout = StateLayout(default_home())
+    layout.create()
+    os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
+    return layout
+
+
+@main.command()
+@click.option("--reason", required=True, help="Why the champion is rolled back; recorded in the model's history.")
+def rollback(reason: str) -> None:
+    """Move `champion` back to the previous champion and release it; the rolled-back version is archived."""
+    _prepare_state()
+    from wms_assets.run import rollback_champion
+
+    try:
+        outcome = rollback_champion(reason)
+    except LookupError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    click.echo(outcome.summary())
+    sys.exit(0 if outcome.success else 1)
+
+
+@main.group()
+def models() -> None:
+    """The registered model: versions, aliases, history."""
+
+
+@models.command("history")
+def models_history() -> None:
+    """Which version was champion when, and why the champion moved; then every version's aliases and gate results."""
+    from wms.tracking import ARCHIVED_TAG, GATE_TAG_PREFIX
+    from wms_assets.run import champion_registry
+
+    _prepare_state()
+    registry = champion_registry()
+    events = registry.champion_history()
+    if not events:
+        click.echo(f"{registry.model_name} has had no champion yet")
+    for event in events:
+        replaced = f" (was {event.previous})" if event.previous else ""
+        click.echo(f"{event.time}  {event.action:<8}  champion = version {event.version}{replaced}: {event.reason}")
+    click.echo("")
+    for version in sorted(registry.client.search_model_versions(f"name = '{registry.model_name}'"), key=lambda v: int(v.version)):
+        aliases = ", ".join(version.aliases) or "-"
+        gates = [
+            f"{key.removeprefix(GATE_TAG_PREFIX)} {value.split(':')[0]}"
+            for key, value in version.tags.items()
+            if key.startswith(GATE_TAG_PREFIX)
+        ]
+        archived = f"  archived: {version.tags[ARCHIVED_TAG]}" if ARCHIVED_TAG in version.tags else ""
+        iou, gate_list = version.tags.get("test_mean_iou", "?"), ", ".join(sorted(gates)) or "-"
+        click.echo(f"version {version.version:>3}  aliases: {aliases:<22} test IoU {iou}  gates: {gate_list}{archived}")
 
 
 def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:

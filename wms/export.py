@@ -8,7 +8,8 @@ import numpy as np
 import onnx
 import torch
 
-from wms.imaging import letterbox_image, normalize, sigmoid
+from wms.geometry import render_photo, whole_photo_view
+from wms.imaging import normalize, sigmoid
 from wms.predict import OnnxBackend, TorchBackend
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -39,7 +40,7 @@ def export_onnx(model: torch.nn.Module, image_size: int, path: Path, metadata: d
 
 def max_probability_gap(model: torch.nn.Module, onnx_path: Path, photos: list[np.ndarray], image_size: int) -> float:
     """The largest difference between PyTorch's and ONNX Runtime's window probability over these photos."""
-    batch = normalize(np.stack([letterbox_image(photo, image_size)[0] for photo in photos]))
+    batch = normalize(np.stack([render_photo(photo, whole_photo_view(*photo.shape[:2], image_size)) for photo in photos]))
     eager = sigmoid(TorchBackend(model)(batch))
     exported = sigmoid(OnnxBackend(onnx_path)(batch))
     return float(np.abs(eager - exported).max())

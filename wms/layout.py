@@ -52,6 +52,10 @@ class StateLayout:
         return self.home / "serving"
 
     @property
+    def checkpoints(self) -> Path:
+        return self.home / "checkpoints"
+
+    @property
     def torchserve_home(self) -> Path:
         return self.home / "torchserve"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import segmentation_models_pytorch as smp
 import torch
@@ -22,12 +23,32 @@ ENCODERS: dict[str, EncoderSpec] = {
 }
 
 
-def build_unet(encoder: str) -> torch.nn.Module:
-    """A U-Net with 3 input channels and one output channel (logits of the digit window)."""
+def build_unet(encoder: str, encoder_weights: str | Path | None = None) -> torch.nn.Module:
+    """A U-Net with 3 input channels and one output channel (logits of the digit window).
+
+    ImageNet weights cannot be downloaded on the project's machines, so encoders start from random weights unless
+    `encoder_weights` names a file with a state dict of the encoder (for example timm's or torchvision's ImageNet
+    weights of the same architecture, saved with torch.save).
+    """
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}: choose one of {', '.join(sorted(ENCODERS))}")
-    # ImageNet weights cannot be downloaded on the project's machines: encoders start from random weights.
-    return smp.Unet(encoder_name=ENCODERS[encoder].smp_name, encoder_weights=None, in_channels=3, classes=1)
+    model = smp.Unet(encoder_name=ENCODERS[encoder].smp_name, encoder_weights=None, in_channels=3, classes=1)
+    if encoder_weights:
+        load_encoder_weights(model, Path(encoder_weights))
+    return model
+
+
+def load_encoder_weights(model: smp.Unet, path: Path) -> None:
+    """Load an encoder state dict; every encoder weight must be found (classifier heads in the file are ignored)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder weights {path} do not exist: give the path of a state dict saved with torch.save")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    missing, _ = torch.nn.Module.load_state_dict(model.encoder, state, strict=False)  # smp's override returns nothing
+    if missing:
+        raise ValueError(
+            f"{path} lacks {len(missing)} weights of the encoder (first: {missing[0]}): is it the same architecture?"
+        )
 
 
 def count_parameters(model: torch.nn.Module) -> int:

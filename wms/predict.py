@@ -1,4 +1,9 @@
-"""Running a trained model on photos: the same steps for PyTorch and ONNX Runtime, from photo to mask."""
+"""Running a trained model on photos: the same steps for PyTorch and ONNX Runtime, from photo to mask.
+
+A photo is looked at twice. The first look sees the whole photo and finds the digit window roughly; the second
+zooms in on a square around the largest window found and gives its edges at several times the resolution. Both
+looks use the same network, trained on whole photos and on zoomed views alike (see wms.augment).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from scipy import ndimage
 
-from wms.imaging import letterbox_image, normalize, restore_probabilities, sigmoid
+from wms.geometry import SquareView, photo_box, place_back, render_photo, view_around_box, whole_photo_view
+from wms.imaging import bounding_box, normalize, sigmoid
 
 
 class Backend(Protocol):
@@ -18,19 +25,56 @@ class Backend(Protocol):
 
 @dataclass
 class Segmenter:
-    """Turns RGB photos of any size into bool masks of the same size."""
+    """Turns RGB photos of any size into window probabilities and bool masks of the same size."""
 
     backend: Backend
     image_size: int
     threshold: float = 0.5
+    refine: bool = True
+
+    def probabilities_batch(self, photos: list[np.ndarray]) -> list[np.ndarray]:
+        """Probability maps (H, W) of a batch of photos: one batch for the first look, one for the zoomed look."""
+        if not photos:
+            return []
+        views = [whole_photo_view(*photo.shape[:2], self.image_size) for photo in photos]
+        first = self._look(photos, views)
+        if not self.refine:
+            return [place_back(p, view, *photo.shape[:2]) for p, view, photo in zip(first, views, photos, strict=True)]
+        boxes = [largest_region_box(probabilities > self.threshold) for probabilities in first]
+        windows = [
+            photo_box(box, view, *photo.shape[:2]) if box else None for box, view, photo in zip(boxes, views, photos, strict=True)
+        ]
+        found = [index for index, window in enumerate(windows) if window is not None]
+        zoom_views = {index: view_around_box(windows[index], self.image_size) for index in found}
+        zoomed = dict(zip(found, self._look([photos[i] for i in found], [zoom_views[i] for i in found]), strict=True))
+        return [
+            place_back(zoomed[i], zoom_views[i], *photo.shape[:2])
+            if i in zoomed
+            else place_back(first[i], views[i], *photo.shape[:2])
+            for i, photo in enumerate(photos)
+        ]
 
     def probabilities(self, photo: np.ndarray) -> np.ndarray:
-        square, box = letterbox_image(photo, self.image_size)
-        logits = self.backend(normalize(square[None]))
-        return restore_probabilities(sigmoid(logits[0, 0]), box)
+        return self.probabilities_batch([photo])[0]
 
     def mask(self, photo: np.ndarray) -> np.ndarray:
         return self.probabilities(photo) > self.threshold
+
+    def _look(self, photos: list[np.ndarray], views: list[SquareView]) -> list[np.ndarray]:
+        """Window probabilities (size, size) of each view, in model pixels."""
+        if not photos:
+            return []
+        logits = self.backend(normalize(np.stack([render_photo(photo, view) for photo, view in zip(photos, views, strict=True)])))
+        return [sigmoid(logit[0]) for logit in logits]
+
+
+def largest_region_box(mask: np.ndarray) -> list[int] | None:
+    """The bounding box [x_min, y_min, x_max, y_max] of the largest connected region of a mask, or None."""
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return None
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    return bounding_box(labels == int(np.argmax(sizes)) + 1)
 
 
 class TorchBackend:

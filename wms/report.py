@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -29,6 +32,21 @@ def prediction_sheet(segmenter, pairs, limit: int = 8) -> Image.Image:
         photo = read_photo(pair.image)
         tiles.append(overlay(photo, segmenter.mask(photo), read_mask(pair.mask)))
     return contact_sheet(tiles)
+
+
+def worst_cases_sheet(segmenter, pairs, ious: list[float], limit: int = 8) -> Image.Image:
+    """Overlays of the `limit` photos with the lowest IoU, worst first: where the model fails, at a glance."""
+    worst = sorted(range(len(pairs)), key=lambda index: ious[index])[:limit]
+    return prediction_sheet(segmenter, [pairs[index] for index in worst], limit)
+
+
+def markdown_image(image: Image.Image, caption: str, max_side: int = 640) -> str:
+    """Markdown that embeds a (shrunk) PNG, for Dagster metadata that the UI shows inline."""
+    small = image.copy()
+    small.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG", optimize=True)
+    return f"![{caption}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')})"
 
 
 def contact_sheet(tiles: list[Image.Image], columns: int = 4) -> Image.Image:

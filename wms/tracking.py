@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
@@ -12,8 +15,44 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
-CHALLENGER, CHAMPION = "challenger", "champion"
+CHALLENGER, STAGING, CHAMPION = "challenger", "staging", "champion"
+"""Aliases: every new version is the challenger; staging is released to staging; champion serves production."""
+ARCHIVED_TAG = "archived"
+"""Tag of a version that was champion and was replaced or rolled back; its value says when and why."""
+EVENT_TAG_PREFIX = "champion_event."
+"""Tags of the registered model, one per move of `champion`, numbered: the champion's history."""
 MODEL_URI_TAG = "wms_model_uri"
+ONNX_URI_TAG = "wms_onnx_uri"
+GATE_TAG_PREFIX = "gate."
+
+
+@dataclass(frozen=True)
+class ChampionEvent:
+    """One move of the `champion` alias: which version became champion, which it replaced, when and why."""
+
+    sequence: int
+    time: str
+    action: str
+    version: str
+    previous: str | None
+    reason: str
+
+    @property
+    def tag_key(self) -> str:
+        return f"{EVENT_TAG_PREFIX}{self.sequence:06d}"
+
+
+def champion_stack(events: list[ChampionEvent]) -> list[str]:
+    """The champions still to fall back to, oldest first: a promotion pushes its version, a rollback pops one."""
+    stack: list[str] = []
+    for event in events:
+        if event.action == "rollback":
+            stack = stack[:-1] if len(stack) > 1 else stack
+            if not stack or stack[-1] != event.version:
+                stack.append(event.version)
+        else:
+            stack.append(event.version)
+    return stack
 
 
 @dataclass
@@ -37,6 +76,25 @@ class TrainingRun:
     def log_image(self, image: Image.Image, file_name: str) -> None:
         mlflow.log_image(image, file_name)
 
+    def log_file(self, path: Path, folder: str) -> str:
+        """Log a file (a checkpoint, an ONNX model) under `folder` of the run's artefacts; return its runs:/ URI."""
+        mlflow.log_artifact(str(path), artifact_path=folder)
+        return f"runs:/{self.run_id}/{folder}/{path.name}"
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        mlflow.set_tags(tags)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What serving needs to know about a registered version."""
+
+    version: str
+    run_id: str
+    image_size: int
+    onnx_uri: str
+    data_version: str
+
 
 @dataclass
 class ModelRegistry:
@@ -52,14 +110,31 @@ class ModelRegistry:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     @contextmanager
-    def training_run(self, params: dict, tags: dict[str, str]) -> Iterator[TrainingRun]:
-        """Start an MLflow run in the project's experiment; it ends (FAILED on an error) when the block ends."""
+    def training_run(self, params: dict, tags: dict[str, str], resume_run_id: str | None = None) -> Iterator[TrainingRun]:
+        """Start an MLflow run in the project's experiment, or resume an unfinished one (a training that was killed).
+
+        The run ends when the block ends: FINISHED, or FAILED on an error.
+        """
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         experiment_id = self._experiment_id()
-        with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
-            mlflow.log_params(params)
+        resumable = resume_run_id if resume_run_id and self._is_unfinished(resume_run_id) else None
+        with mlflow.start_run(run_id=resumable, experiment_id=None if resumable else experiment_id, tags=tags) as run:
+            if resumable is None:
+                mlflow.log_params(params)
             yield TrainingRun(run_id=run.info.run_id)
+
+    def _is_unfinished(self, run_id: str) -> bool:
+        try:
+            return self.client.get_run(run_id).info.status in ("RUNNING", "FAILED", "KILLED")
+        except MlflowException:
+            return False
+
+    def download(self, artifact_uri: str, destination: Path) -> Path:
+        """Copy a logged artefact (runs:/RUN/path) to a folder; return the local path."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        destination.mkdir(parents=True, exist_ok=True)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(destination)))
 
     def _experiment_id(self) -> str:
         experiment = self.client.get_experiment_by_name(self.experiment_name)
@@ -74,7 +149,9 @@ class ModelRegistry:
             client.get_registered_model(self.model_name)
         except MlflowException:
             client.create_registered_model(self.model_name, description="U-Net that finds the digit window of water meters")
-        version = client.create_model_version(self.model_name, source=model_uri, run_id=run_id, tags=tags)
+        # An MLflow 3 logged model (models:/m-...) must be named by its id: a tracking server refuses it otherwise.
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        version = client.create_model_version(self.model_name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id)
         client.set_registered_model_alias(self.model_name, CHALLENGER, version.version)
         return str(version.version)
 
@@ -82,11 +159,70 @@ class ModelRegistry:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
 
-    def promote(self, version: str, alias: str = CHAMPION) -> str | None:
-        """Point `alias` at `version`; return the version it pointed at before (None if it was unset)."""
+    def promote(self, version: str, alias: str = CHAMPION, reason: str = "") -> str | None:
+        """Point `alias` at `version`; return the version it pointed at before (None if it was unset).
+
+        A move of `champion` is recorded in the history and archives the version it replaces. If recording fails,
+        the alias is put back, so the registry is never left half-changed.
+        """
         previous = self.version_by_alias(alias)
+        before = str(previous.version) if previous else None
+        if before == str(version):
+            return before
         self.client.set_registered_model_alias(self.model_name, alias, version)
-        return str(previous.version) if previous else None
+        if alias == CHAMPION:
+            self._record_champion_move("promote", str(version), before, reason or "promoted")
+        return before
+
+    def rollback(self, reason: str) -> ChampionEvent:
+        """Move `champion` back to the champion before the current one; archive the one rolled back."""
+        stack = champion_stack(self.champion_history())
+        current = self.version_by_alias(CHAMPION)
+        if current is None or len(stack) < 2:
+            raise LookupError(f"{self.model_name} has no earlier champion to roll back to (history: {stack or 'empty'})")
+        target = stack[-2]
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, target)
+        return self._record_champion_move("rollback", target, str(current.version), reason or "rolled back")
+
+    def champion_history(self) -> list[ChampionEvent]:
+        """Every move of `champion`, oldest first."""
+        try:
+            tags = self.client.get_registered_model(self.model_name).tags
+        except MlflowException:
+            return []
+        events = [ChampionEvent(**json.loads(value)) for key, value in tags.items() if key.startswith(EVENT_TAG_PREFIX)]
+        return sorted(events, key=lambda event: event.sequence)
+
+    def _record_champion_move(self, action: str, version: str, previous: str | None, reason: str) -> ChampionEvent:
+        try:
+            history = self.champion_history()
+            event = ChampionEvent(
+                sequence=(history[-1].sequence + 1) if history else 1,
+                time=datetime.now(UTC).isoformat(timespec="seconds"),
+                action=action,
+                version=version,
+                previous=previous,
+                reason=reason,
+            )
+            self.client.set_registered_model_tag(self.model_name, event.tag_key, json.dumps(asdict(event)))
+            if previous is not None:
+                verb = "rolled back" if action == "rollback" else "replaced"
+                self.tag_version(previous, {ARCHIVED_TAG: f"{verb} by version {version} on {event.time}: {reason}"})
+            self._unarchive(version)
+        except Exception:
+            self._restore_alias(CHAMPION, previous)
+            raise
+        return event
+
+    def _unarchive(self, version: str) -> None:
+        if ARCHIVED_TAG in self.client.get_model_version(self.model_name, version).tags:
+            self.client.delete_model_version_tag(self.model_name, version, ARCHIVED_TAG)
+
+    def _restore_alias(self, alias: str, version: str | None) -> None:
+        if version is None:
+            self.client.delete_registered_model_alias(self.model_name, alias)
+        else:
+            self.client.set_registered_model_alias(self.model_name, alias, version)
 
     def version_by_alias(self, alias: str) -> ModelVersion | None:
         try:
@@ -115,6 +251,20 @@ class ModelRegistry:
     def run_url(self, ui_url: str, run_id: str) -> str:
         run = self.client.get_run(run_id)
         return f"{ui_url.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+    def describe(self, version: str) -> VersionInfo:
+        """The run, input size, ONNX model and data version of a registered version."""
+        model_version = self._version_of_uri(f"models:/{self.model_name}/{version}")
+        run = self.client.get_run(model_version.run_id)
+        if ONNX_URI_TAG not in run.data.tags:
+            raise LookupError(f"version {version} of {self.model_name} has no ONNX model in its run: train it again to serve it")
+        return VersionInfo(
+            version=str(version),
+            run_id=model_version.run_id,
+            image_size=int(run.data.params["image_size"]),
+            onnx_uri=run.data.tags[ONNX_URI_TAG],
+            data_version=run.data.tags.get("data_version", ""),
+        )
 
     def alias_uri(self, alias: str) -> str:
         return f"models:/{self.model_name}@{alias}"

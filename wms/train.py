@@ -1,23 +1,29 @@
-"""Training a U-Net on the train split, choosing the best epoch on val, scoring it on test."""
+"""Training a U-Net on the train split, choosing the best epoch on val, scoring it on test.
+
+Plain PyTorch with no orchestration inside: the Dagster asset, the benchmarks and the tests all call `train`.
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from wms.augment import AugmentSettings
+from wms.checkpoint import Progress, WeightAverage, resume_checkpoint, save_checkpoint
 from wms.data import Pair
-from wms.dataset import MeterDataset
+from wms.dataset import MeterDataset, Sample, load_sample
 from wms.imaging import read_mask, read_photo
-from wms.losses import bce_dice_loss
-from wms.metrics import SegmentationScores, iou, score_masks
+from wms.losses import loss_by_name
+from wms.metrics import ScoreAccumulator, SegmentationScores
 from wms.model import build_unet
 from wms.predict import Segmenter, TorchBackend
 
@@ -29,12 +35,37 @@ class TrainSettings:
     epochs: int = 10
     batch_size: int = 8
     learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    loss: str = "bce_dice"
+    average_decay: float = 0.99
+    patience: int = 0
+    zoom_probability: float = 0.5
     seed: int = 0
     threads: int = 2
+    workers: int = 0
     device: str = "auto"
+    encoder_weights: str = ""
 
     def as_params(self) -> dict[str, str | int | float]:
         return asdict(self)
+
+    def with_overrides(self, **changes) -> TrainSettings:
+        return replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+
+PRESETS: dict[str, TrainSettings] = {
+    "demo": TrainSettings(),
+    "full": TrainSettings(
+        encoder="resnet34", image_size=384, epochs=150, batch_size=16, learning_rate=2e-3, patience=40, threads=8, workers=6
+    ),
+}
+"""`demo`: CPU, minutes, what `wms run` uses. `full`: the quality target on real photos, meant for a GPU."""
+
+
+def preset(name: str) -> TrainSettings:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 @dataclass
@@ -44,47 +75,75 @@ class TrainingResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     test_scores: SegmentationScores | None = None
+    test_ious: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    resumed_at_epoch: int = 0
+    stopped_early: bool = False
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
-def train(splits: dict[str, list[Pair]], settings: TrainSettings, on_epoch: EpochCallback | None = None) -> TrainingResult:
-    """Train on splits['train'], keep the weights of the epoch with the best val IoU, score them on splits['test']."""
+def train(
+    splits: dict[str, list[Pair]],
+    settings: TrainSettings,
+    on_epoch: EpochCallback | None = None,
+    checkpoints: Path | None = None,
+) -> TrainingResult:
+    """Train on splits['train'], keep the averaged weights of the epoch with the best val IoU, score them on test.
+
+    With `checkpoints`, every epoch is saved there and a training with the same settings resumes from it.
+    """
     _require_splits(splits)
-    torch.manual_seed(settings.seed)
-    torch.set_num_threads(settings.threads)
     started = time.perf_counter()
+    seed_everything(settings.seed)
+    torch.set_num_threads(settings.threads)
     device = resolve_device(settings.device)
-    model = build_unet(settings.encoder).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    loader = DataLoader(
-        MeterDataset(splits["train"], settings.image_size, augment=True, seed=settings.seed),
-        batch_size=settings.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(settings.seed),
+    samples = {name: [load_sample(pair, max_side=4 * settings.image_size) for pair in splits[name]] for name in ("train", "val")}
+    dataset = MeterDataset(
+        samples["train"], settings.image_size, AugmentSettings(zoom_probability=settings.zoom_probability), settings.seed
     )
-    val_set = MeterDataset(splits["val"], settings.image_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
+    steps_per_epoch = len(_loader(dataset, settings, epoch=0))
+    model = build_unet(settings.encoder, settings.encoder_weights or None).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.learning_rate, total_steps=settings.epochs * len(loader)
+        optimizer, settings.learning_rate, total_steps=settings.epochs * steps_per_epoch
     )
-    result = TrainingResult(model=model, settings=settings)
-    best_iou, best_state = -1.0, None
-    for epoch in range(1, settings.epochs + 1):
-        metrics = {"train_loss": _train_epoch(model, loader, optimizer, scheduler), "val_iou": _letterboxed_iou(model, val_set)}
-        result.history.append(metrics)
+    average = WeightAverage(model, settings.average_decay)
+    params = settings.as_params()
+    progress = (checkpoints and resume_checkpoint(checkpoints, params, model, average, optimizer, scheduler)) or Progress()
+    result = TrainingResult(model=model, settings=settings, resumed_at_epoch=progress.epoch)
+    loss_function = loss_by_name(settings.loss)
+    for epoch in range(progress.epoch + 1, settings.epochs + 1):
+        dataset.set_epoch(epoch)
+        train_loss = _train_epoch(model, average, _loader(dataset, settings, epoch), optimizer, scheduler, loss_function)
+        val = evaluate_samples(average.module, samples["val"], settings.image_size)
+        metrics = {"train_loss": train_loss, "val_iou": val.mean_iou, "val_dice": val.mean_dice, "lr": scheduler.get_last_lr()[0]}
+        progress.epoch = epoch
+        progress.history.append(metrics)
+        if val.mean_iou > progress.best_iou:
+            progress.best_iou, progress.best_epoch = val.mean_iou, epoch
+            progress.best_state = {key: value.detach().cpu().clone() for key, value in average.module.state_dict().items()}
+        if checkpoints:
+            save_checkpoint(checkpoints, params, progress, model, average, optimizer, scheduler)
         if on_epoch:
             on_epoch(epoch, metrics)
-        if metrics["val_iou"] > best_iou:
-            best_iou, best_state, result.best_epoch = metrics["val_iou"], copy.deepcopy(model.state_dict()), epoch
-    model.load_state_dict(best_state)
-    result.test_scores = evaluate(model.eval(), splits["test"], settings.image_size)
-    result.model = model.cpu()
+        if settings.patience and epoch - progress.best_epoch >= settings.patience:
+            result.stopped_early = True
+            break
+    best = copy.deepcopy(average.module).to("cpu", memory_format=torch.contiguous_format)  # channels_last breaks ONNX export
+    best.load_state_dict(progress.best_state)
+    result.model, result.history, result.best_epoch = best.eval(), progress.history, progress.best_epoch
+    result.test_scores, result.test_ious = evaluate(best, splits["test"], settings.image_size)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same weights, order and augmentations (on the CPU; cuDNN kernels may still differ slightly)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,7 +167,20 @@ def _require_splits(splits: dict[str, list[Pair]]) -> None:
         raise ValueError(f"the {', '.join(empty)} split(s) hold no images: add images to the data set (at least about 20)")
 
 
-def _train_epoch(model, loader, optimizer, scheduler) -> float:
+def _loader(dataset: MeterDataset, settings: TrainSettings, epoch: int) -> DataLoader:
+    """The epoch's batches: the order depends only on the seed and the epoch, so a resumed run sees the same."""
+    return DataLoader(
+        dataset,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        drop_last=len(dataset) > settings.batch_size,
+        num_workers=settings.workers,
+        generator=torch.Generator().manual_seed(settings.seed * 100_003 + epoch),
+        pin_memory=resolve_device(settings.device).type == "cuda",
+    )
+
+
+def _train_epoch(model, average: WeightAverage, loader, optimizer, scheduler, loss_function) -> float:
     """One pass over the loader; on CUDA in bf16 autocast with channels_last batches."""
     model.train()
     device = next(model.parameters()).device
@@ -118,30 +190,35 @@ def _train_epoch(model, loader, optimizer, scheduler) -> float:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(images)
-        loss = bce_dice_loss(logits.float(), masks)
+        loss = loss_function(logits.float(), masks)
         loss.backward()
         optimizer.step()
         scheduler.step()
+        average.update(model)
         losses.append(loss.item())
     return float(np.mean(losses))
 
 
-@torch.inference_mode()
-def _letterboxed_iou(model, dataset: MeterDataset) -> float:
-    """Mean IoU at the model's input size: cheap enough for every epoch."""
-    model.eval()
-    device = next(model.parameters()).device
-    predictions = torch.cat([(model(_to_device(chunk, device)) > 0).cpu() for chunk in dataset.images.split(16)]).numpy()
-    return float(np.mean([iou(p, t) for p, t in zip(predictions, dataset.masks.numpy() > 0.5, strict=True)]))
-
-
 def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    images = images.to(device, non_blocking=True)
-    return images.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else images
+    """channels_last: faster convolutions on CUDA and, measured here, about 1.2-1.7x on the CPU too."""
+    return images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
-def evaluate(model: torch.nn.Module, pairs: list[Pair], image_size: int) -> SegmentationScores:
-    """Per-image IoU and Dice at each photo's own resolution, as a user of the model sees them."""
-    segmenter = Segmenter(backend=TorchBackend(model), image_size=image_size)
-    predictions = [segmenter.mask(read_photo(pair.image)) for pair in pairs]
-    return score_masks(predictions, [read_mask(pair.mask) for pair in pairs])
+def evaluate_samples(model: torch.nn.Module, samples: list[Sample], image_size: int) -> SegmentationScores:
+    """Scores of the whole inference (both looks) on samples held in memory, at their stored resolution."""
+    segmenter = Segmenter(backend=TorchBackend(model.eval()), image_size=image_size)
+    accumulator = ScoreAccumulator.empty()
+    for start in range(0, len(samples), 16):
+        chunk = samples[start : start + 16]
+        for probabilities, sample in zip(segmenter.probabilities_batch([s.photo for s in chunk]), chunk, strict=True):
+            accumulator.add(probabilities > segmenter.threshold, sample.mask)
+    return accumulator.scores()
+
+
+def evaluate(model: torch.nn.Module, pairs: list[Pair], image_size: int) -> tuple[SegmentationScores, list[float]]:
+    """Scores at each photo's own resolution, as a user of the model sees them, and the IoU of every photo."""
+    segmenter = Segmenter(backend=TorchBackend(model.eval()), image_size=image_size)
+    accumulator = ScoreAccumulator.empty()
+    for pair in pairs:
+        accumulator.add(segmenter.mask(read_photo(pair.image)), read_mask(pair.mask))
+    return accumulator.scores(), accumulator.ious

@@ -14,6 +14,8 @@ SERVING_IMAGE = dg.AssetKey("serving_image")
 RELEASE = dg.AssetKey("release")
 
 LINEAGE_JOB = "wms_lineage"
+RELEASE_JOB = "wms_release"
+TRAINING_JOB = "wms_training"
 DATA_FOLDER = "data/water-meters"
 """The tracked data set's folder inside the DVC repository."""
 SOURCE_VERSION = "source_version"

@@ -3,7 +3,15 @@
 import dagster as dg
 
 from wms_assets.assets import data, data_checks, model, model_checks, serving
-from wms_assets.constants import LINEAGE_JOB
+from wms_assets.constants import (
+    CHAMPION_MODEL,
+    LINEAGE_JOB,
+    RELEASE,
+    RELEASE_JOB,
+    SERVING_ARTIFACTS,
+    SERVING_IMAGE,
+    TRAINING_JOB,
+)
 from wms_assets.profiles import current_profile, resources_for
 from wms_assets.sensors.code import code_change_sensor
 from wms_assets.sensors.data import data_change_sensor
@@ -14,12 +22,23 @@ lineage_job = dg.define_asset_job(
     description="Data to served model: every asset of the lineage, with its checks.",
 )
 
+training_job = dg.define_asset_job(
+    TRAINING_JOB,
+    selection=dg.AssetSelection.assets(CHAMPION_MODEL).upstream(),
+    description="Data to champion: train, register, gate and promote, without packaging or releasing.",
+)
+release_job = dg.define_asset_job(
+    RELEASE_JOB,
+    selection=dg.AssetSelection.assets(SERVING_ARTIFACTS, SERVING_IMAGE, RELEASE),
+    description="Package and release whatever version the `champion` alias points at (after `wms rollback`).",
+)
+
 
 def build_definitions(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([data, model, serving]),
         asset_checks=dg.load_asset_checks_from_modules([data_checks, model_checks]),
-        jobs=[lineage_job],
+        jobs=[lineage_job, training_job, release_job],
         sensors=[data_change_sensor, code_change_sensor],
         resources=resources,
     )

@@ -16,6 +16,7 @@ from wms_assets.resources import (
     PromotionPolicy,
     RawImageSource,
     ServingWorkspace,
+    TrainingWorkspace,
 )
 
 PROFILE_VARIABLE = "WMS_PROFILE"
@@ -56,6 +57,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         ),
         "promotion_policy": PromotionPolicy(),
         "data_quality": DataQualityPolicy(),
+        "training_workspace": TrainingWorkspace(checkpoint_root=str(layout.checkpoints)),
         "serving_workspace": ServingWorkspace(root=str(layout.serving)),
         "image_builder": ImageBuilder(),
         "model_server": LocalModelServer(home=str(layout.torchserve_home)),
@@ -77,6 +79,7 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         ),
         "promotion_policy": PromotionPolicy(),
         "data_quality": DataQualityPolicy(),
+        "training_workspace": TrainingWorkspace(checkpoint_root=str(layout.checkpoints)),
         "serving_workspace": ServingWorkspace(root=str(layout.serving)),
         "image_builder": ImageBuilder(builder="buildah", repository=dg.EnvVar("WMS_ECR_REPOSITORY")),
         "model_server": LocalModelServer(home=str(layout.torchserve_home)),

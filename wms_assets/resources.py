@@ -18,6 +18,9 @@ TRAINING_CODE_PATHS = (
     "wms/model.py",
     "wms/losses.py",
     "wms/dataset.py",
+    "wms/augment.py",
+    "wms/geometry.py",
+    "wms/checkpoint.py",
     "wms/data.py",
     "wms/imaging.py",
     "wms_assets/assets/model.py",
@@ -92,7 +95,15 @@ class PromotionPolicy(dg.ConfigurableResource):
     """The thresholds the blocking checks apply before a model version is promoted and served."""
 
     min_test_iou: float = Field(default=0.5, description="Lowest mean per-image IoU on the test split for champion.")
+    min_test_dice: float = Field(default=0.6, description="Lowest mean per-image Dice on the test split for champion.")
+    max_iou_regression: float = Field(
+        default=0.01, description="Largest IoU drop against the current champion, both scored on the same test split."
+    )
     max_onnx_probability_gap: float = Field(default=1e-3, description="Largest allowed ONNX vs PyTorch probability gap.")
+    max_p95_latency_ms: float = Field(
+        default=1000.0, description="Largest p95 CPU latency of the exported model, photo to mask, both looks."
+    )
+    latency_threads: int = Field(default=1, description="ONNX Runtime threads for the latency gate (a serving worker's share).")
 
 
 class DataQualityPolicy(dg.ConfigurableResource):
@@ -104,6 +115,15 @@ class DataQualityPolicy(dg.ConfigurableResource):
         default=0.01, description="Largest share of grey (neither black nor white) pixels in a mask."
     )
     split_tolerance: float = Field(default=0.1, description="Largest deviation of a split's share from 70/15/15.")
+
+
+class TrainingWorkspace(dg.ConfigurableResource):
+    """Where trainings keep their per-epoch checkpoints until their MLflow run has finished."""
+
+    checkpoint_root: str = Field(description="Folder of checkpoints, one subfolder per training key.")
+
+    def checkpoints(self, training_key: str) -> Path:
+        return Path(self.checkpoint_root) / training_key
 
 
 class ServingWorkspace(dg.ConfigurableResource):

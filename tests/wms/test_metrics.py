@@ -34,3 +34,19 @@ def test_score_masks_averages_per_image():
 def test_score_masks_rejects_mismatched_lists():
     with pytest.raises(ValueError, match="same positive number"):
         score_masks([], [])
+
+
+def test_split_scores_count_pixels_over_the_split_and_poor_images():
+    prediction, truth = masks()
+    empty = np.zeros_like(truth)
+    scores = score_masks([prediction, empty], [truth, truth])
+    assert scores.dataset_iou == pytest.approx(20 / 60)  # (20 + 0) / (40 + 20)
+    assert scores.precision == pytest.approx(20 / 40)
+    assert scores.recall == pytest.approx(20 / 40)
+    assert scores.images_below_half == 1  # the empty prediction; IoU 0.5 itself is not below half
+    assert set(scores.as_dict("test_")) >= {"test_mean_iou", "test_dataset_iou", "test_images_below_half"}
+
+
+def test_masks_of_different_sizes_are_refused():
+    with pytest.raises(ValueError, match="same size"):
+        score_masks([np.zeros((2, 2), bool)], [np.zeros((3, 3), bool)])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from wms.losses import bce_dice_loss, soft_dice_loss
+from wms.losses import LOSSES, bce_dice_loss, loss_by_name, soft_dice_loss
 from wms.model import ENCODERS, build_unet, count_parameters
 
 
@@ -26,3 +26,29 @@ def test_dice_loss_is_low_for_a_right_answer_and_high_for_a_wrong_one():
     assert soft_dice_loss(right, target) < 0.01
     assert soft_dice_loss(-right, target) > 0.9
     assert bce_dice_loss(right, target) < bce_dice_loss(-right, target)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_prefers_the_right_answer(name):
+    target = torch.zeros(2, 1, 8, 8)
+    target[..., 2:5, 2:5] = 1
+    right = (target * 2 - 1) * 20
+    loss = loss_by_name(name)
+    assert loss(right, target) < loss(-right, target)
+
+
+def test_an_unknown_loss_names_the_choices():
+    with pytest.raises(ValueError, match="choose one of bce_dice"):
+        loss_by_name("mse")
+
+
+def test_encoder_weights_load_from_a_file_and_a_wrong_file_is_refused(tmp_path):
+    source = build_unet("resnet18")
+    torch.save(source.encoder.state_dict(), tmp_path / "resnet18.pt")
+    loaded = build_unet("resnet18", tmp_path / "resnet18.pt")
+    assert torch.equal(loaded.encoder.conv1.weight, source.encoder.conv1.weight)
+    torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="same architecture"):
+        build_unet("resnet18", tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="do not exist"):
+        build_unet("resnet18", tmp_path / "missing.pt")

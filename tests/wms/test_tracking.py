@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from wms.model import build_unet
-from wms.tracking import CHALLENGER, CHAMPION, ModelRegistry
+from wms.tracking import ARCHIVED_TAG, CHALLENGER, CHAMPION, ChampionEvent, ModelRegistry, champion_stack
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +50,59 @@ def test_unknown_aliases_and_uris_fail_clearly(registry):
     assert registry.version_by_alias("nobody") is None
     with pytest.raises(LookupError, match="no registered model version"):
         registry.image_size_of("models:/test-unet@nobody")
+
+
+def test_champion_moves_are_recorded_and_the_replaced_version_archived(registry, logged):
+    run_id, uri = logged
+    first, second = registry.register(uri, run_id, {}), registry.register(uri, run_id, {})
+    start = len(registry.champion_history())
+    registry.promote(first, reason="first gate pass")
+    registry.promote(second, reason="better IoU")
+    history = registry.champion_history()[start:]
+    assert [(event.action, event.version, event.previous) for event in history][-1] == ("promote", second, first)
+    assert history[-1].reason == "better IoU"
+    assert "replaced by version" in registry.client.get_model_version("test-unet", first).tags[ARCHIVED_TAG]
+
+
+def test_rollback_returns_to_the_previous_champion_and_archives_the_current(registry, logged):
+    run_id, uri = logged
+    first, second, third = (registry.register(uri, run_id, {}) for _ in range(3))
+    for version in (first, second, third):
+        registry.promote(version)
+    event = registry.rollback("third misreads night photos")
+    assert (event.version, event.previous, event.action) == (second, third, "rollback")
+    assert str(registry.version_by_alias(CHAMPION).version) == second
+    assert ARCHIVED_TAG not in registry.client.get_model_version("test-unet", second).tags
+    assert "rolled back" in registry.client.get_model_version("test-unet", third).tags[ARCHIVED_TAG]
+    assert registry.rollback("and the second too").version == first
+
+
+def test_rollback_without_an_earlier_champion_is_refused(tmp_path):
+    lonely = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "lonely", artifact_location=(tmp_path / "a").as_uri())
+    with pytest.raises(LookupError, match="no earlier champion"):
+        lonely.rollback("why not")
+
+
+@pytest.mark.parametrize(
+    ("moves", "expected"),
+    [
+        ([("promote", "1"), ("promote", "2")], ["1", "2"]),
+        ([("promote", "1"), ("promote", "2"), ("rollback", "1")], ["1"]),
+        ([("promote", "1"), ("promote", "2"), ("rollback", "1"), ("promote", "3")], ["1", "3"]),
+    ],
+)
+def test_champion_stack_replays_promotions_and_rollbacks(moves, expected):
+    events = [ChampionEvent(i, "t", action, version, None, "") for i, (action, version) in enumerate(moves)]
+    assert champion_stack(events) == expected
+
+
+def test_a_killed_run_is_resumed_and_files_are_logged(registry, tmp_path):
+    with pytest.raises(RuntimeError), registry.training_run({"epochs": 3}, {}) as run:
+        run.log_epoch(1, {"val_iou": 0.1})
+        raise RuntimeError("killed")
+    (tmp_path / "weights.pt").write_bytes(b"abc")
+    with registry.training_run({"epochs": 3}, {}, resume_run_id=run.run_id) as resumed:
+        uri = resumed.log_file(tmp_path / "weights.pt", "checkpoint")
+    assert resumed.run_id == run.run_id
+    assert registry.client.get_run(run.run_id).info.status == "FINISHED"
+    assert registry.download(uri, tmp_path / "copy").read_bytes() == b"abc"

@@ -1,7 +1,7 @@
 import pytest
 
 from wms.data import split_pairs
-from wms.train import TrainSettings, train
+from wms.train import PRESETS, TrainSettings, preset, train
 from wms.validation import validate_folder
 
 TINY = TrainSettings(encoder="mobilenet_v2", image_size=64, epochs=2, batch_size=8)
@@ -16,8 +16,8 @@ def test_training_reports_each_epoch_and_scores_the_test_split(splits):
     seen = []
     result = train(splits, TINY, on_epoch=lambda epoch, metrics: seen.append((epoch, metrics)))
     assert [epoch for epoch, _ in seen] == [1, 2]
-    assert set(seen[0][1]) == {"train_loss", "val_iou"}
-    assert result.test_scores.images == len(splits["test"])
+    assert {"train_loss", "val_iou", "val_dice", "lr"} <= set(seen[0][1])
+    assert result.test_scores.images == len(splits["test"]) == len(result.test_ious)
     assert 0.0 <= result.test_scores.mean_iou <= 1.0
     assert result.best_epoch in (1, 2)
 
@@ -28,6 +28,47 @@ def test_the_same_seed_trains_the_same_model(splits):
     assert first.history == second.history
 
 
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(splits, tmp_path):
+    three = TINY.with_overrides(epochs=3)
+
+    def kill_after_two(epoch, _):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(splits, three, on_epoch=kill_after_two, checkpoints=tmp_path)
+    seen = []
+    resumed = train(splits, three, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=tmp_path)
+    assert resumed.resumed_at_epoch == 2
+    assert seen == [3]
+    assert len(resumed.history) == 3
+    uninterrupted = train(splits, three)
+    assert resumed.history == uninterrupted.history, "a resumed training ends where an uninterrupted one does"
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(splits, tmp_path):
+    train(splits, TINY.with_overrides(epochs=1), checkpoints=tmp_path)
+    assert train(splits, TINY, checkpoints=tmp_path).resumed_at_epoch == 0
+
+
+def test_early_stopping_ends_training_after_patience_epochs_without_progress(splits):
+    stalled = TINY.with_overrides(epochs=6, learning_rate=1e-9, patience=1)
+    result = train(splits, stalled)
+    assert result.stopped_early
+    assert len(result.history) < 6
+
+
 def test_an_empty_split_is_refused_with_advice(splits):
     with pytest.raises(ValueError, match="add images"):
         train({**splits, "val": []}, TINY)
+
+
+def test_presets_are_named_and_an_unknown_one_is_refused():
+    assert PRESETS["demo"].device == "auto" and PRESETS["full"].encoder == "resnet34"
+    assert preset("demo") == TrainSettings()
+    with pytest.raises(ValueError, match="choose one of demo, full"):
+        preset("fast")

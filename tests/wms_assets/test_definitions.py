@@ -19,13 +19,28 @@ def test_definitions_load_with_every_stage():
         constants.RELEASE,
     }
     assert defs.resolve_job_def(constants.LINEAGE_JOB) is not None
+    release = defs.resolve_job_def(constants.RELEASE_JOB).asset_layer.selected_asset_keys
+    assert release == {constants.SERVING_ARTIFACTS, constants.SERVING_IMAGE, constants.RELEASE}
+
+
+def test_training_config_takes_the_preset_and_overrides_only_what_is_set():
+    from wms.train import PRESETS
+    from wms_assets.assets.model import TrainingConfig
+
+    assert TrainingConfig().settings() == PRESETS["demo"]
+    full = TrainingConfig(preset="full", encoder="mobilenet_v2").settings()
+    assert full.encoder == "mobilenet_v2" and full.epochs == PRESETS["full"].epochs
+    described = TrainingConfig.model_fields
+    assert all(field.description for name, field in described.items()), "every training setting says what it does"
 
 
 def test_the_promotion_gates_are_blocking():
     specs = [spec for assets_def in defs.resolve_asset_graph().assets_defs for spec in assets_def.check_specs]
     assert {spec.name: spec.blocking for spec in specs} == {
-        "test_iou_meets_threshold": True,
+        "test_scores_meet_minimums": True,
+        "no_regression_against_champion": True,
         "onnx_matches_pytorch": True,
+        "onnx_latency_within_budget": True,
         "enough_valid_pairs": True,
         "rejection_rate_under_ceiling": True,
         "masks_are_binary": True,

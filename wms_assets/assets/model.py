@@ -2,53 +2,74 @@
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
+from wms.export import export_onnx
 from wms.gitinfo import current_git_sha
 from wms.predict import Segmenter, TorchBackend
-from wms.report import prediction_sheet
-from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG
-from wms.train import TrainSettings, code_fingerprint, train
+from wms.report import markdown_image, prediction_sheet, worst_cases_sheet
+from wms.tracking import CHALLENGER, CHAMPION, GATE_TAG_PREFIX, MODEL_URI_TAG, ONNX_URI_TAG
+from wms.train import PRESETS, TrainSettings, code_fingerprint, preset, train
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import GROUP_MODEL
-from wms_assets.resources import MlflowRegistry
+from wms_assets.resources import MlflowRegistry, TrainingWorkspace
 
 TRAINING_KEY_TAG = "wms_training_key"
-DEFAULTS = TrainSettings()
+RUN_ID_FILE = "mlflow_run_id"
 
 
 class TrainingConfig(dg.Config):
-    """How the U-Net is trained; the defaults fit a CPU and a few minutes."""
+    """How the U-Net is trained: a preset, and any setting of it overridden. Unset fields take the preset's value."""
 
-    encoder: str = Field(
-        default=DEFAULTS.encoder, description="Encoder of the U-Net: resnet34, resnet18, mobilenet_v2, efficientnet-b0."
+    preset: str = Field(
+        default="demo",
+        description=f"Named settings: {', '.join(PRESETS)}. demo: CPU, minutes. full: the quality target, on a GPU.",
     )
-    image_size: int = Field(default=DEFAULTS.image_size, description="Side of the square (letterboxed) model input, in pixels.")
-    epochs: int = Field(default=DEFAULTS.epochs, description="Passes over the train split.")
-    batch_size: int = Field(default=DEFAULTS.batch_size, description="Photos per optimizer step.")
-    learning_rate: float = Field(default=DEFAULTS.learning_rate, description="Peak learning rate of the one-cycle schedule.")
-    seed: int = Field(default=DEFAULTS.seed, description="Seed of weights, shuffling and augmentation.")
-    threads: int = Field(default=DEFAULTS.threads, description="CPU threads for PyTorch.")
-    device: str = Field(default=DEFAULTS.device, description="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
+    encoder: str | None = Field(default=None, description="U-Net encoder: resnet34, resnet18, mobilenet_v2, efficientnet-b0.")
+    image_size: int | None = Field(default=None, description="Side of the square model input, in pixels.")
+    epochs: int | None = Field(default=None, description="Passes over the train split (fewer with early stopping).")
+    batch_size: int | None = Field(default=None, description="Photos per optimizer step.")
+    learning_rate: float | None = Field(default=None, description="Peak learning rate of the one-cycle schedule.")
+    loss: str | None = Field(default=None, description="bce_dice, focal_dice or bce_lovasz.")
+    patience: int | None = Field(default=None, description="Stop after this many epochs without a better val IoU; 0 never stops.")
+    seed: int | None = Field(default=None, description="Seed of weights, order and augmentations.")
+    threads: int | None = Field(default=None, description="CPU threads for PyTorch.")
+    workers: int | None = Field(default=None, description="DataLoader worker processes (0 prepares batches in the trainer).")
+    device: str | None = Field(default=None, description="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
+    encoder_weights: str | None = Field(default=None, description="Path of encoder weights (a state dict) to start from.")
     reuse_finished_run: bool = Field(
         default=True,
         description="Reuse a finished MLflow run with the same settings, data version and code instead of retraining.",
     )
+
+    def settings(self) -> TrainSettings:
+        return preset(self.preset).with_overrides(**self.model_dump(exclude={"preset", "reuse_finished_run"}))
 
 
 @dataclass(frozen=True)
 class TrainedModel:
     run_id: str
     model_uri: str
+    onnx_uri: str
     encoder: str
     image_size: int
     data_version: str
     git_sha: str
-    test_iou: float
-    test_dice: float
+    scores: dict[str, float]
+    """Test-split scores: test_mean_iou, test_mean_dice, test_dataset_iou, test_precision, test_recall, ..."""
+
+    @property
+    def test_iou(self) -> float:
+        return self.scores["test_mean_iou"]
+
+    @property
+    def test_dice(self) -> float:
+        return self.scores["test_mean_dice"]
 
 
 @dataclass(frozen=True)
@@ -65,81 +86,96 @@ def training_key(settings: TrainSettings, data_version: str) -> str:
 
 @dg.asset(group_name=GROUP_MODEL, kinds={"pytorch", "mlflow"})
 def trained_model(
-    context: dg.AssetExecutionContext, config: TrainingConfig, dataset: VersionedDataset, mlflow: MlflowRegistry
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    dataset: VersionedDataset,
+    mlflow: MlflowRegistry,
+    training_workspace: TrainingWorkspace,
 ) -> dg.Output[TrainedModel]:
-    """A segmentation-models-pytorch U-Net trained on the train split and scored on the fixed test split."""
-    settings = TrainSettings(**config.model_dump(exclude={"reuse_finished_run"}))
+    """A segmentation-models-pytorch U-Net trained on the train split and scored on the fixed test split.
+
+    Every epoch is checkpointed: a training that was killed resumes from its last epoch, in the same MLflow run.
+    """
+    settings = config.settings()
     registry, git_sha = mlflow.registry(), current_git_sha()
     key = training_key(settings, dataset.data_version)
     previous = registry.find_finished_run(TRAINING_KEY_TAG, key) if config.reuse_finished_run else None
     if previous is not None:
         context.log.info("reusing MLflow run %s: same settings, data and code", previous.info.run_id)
-        model = _from_run(previous, settings, dataset.data_version, git_sha)
-        return _output(model, mlflow, registry, reused=True)
+        return _output(
+            _from_run(previous, settings, dataset.data_version, git_sha), mlflow, registry, {"reused_previous_run": True}
+        )
     tags = {"dagster_run_id": context.run_id, "git_sha": git_sha, "data_version": dataset.data_version, TRAINING_KEY_TAG: key}
-    model, seconds = _train_and_log(context, registry, dataset, settings, tags)
-    return _output(model, mlflow, registry, reused=False, seconds=seconds)
+    tags["preset"] = config.preset
+    model, facts = _train_and_log(context, registry, dataset, settings, tags, training_workspace.checkpoints(key))
+    return _output(model, mlflow, registry, {"reused_previous_run": False, **facts})
 
 
-def _train_and_log(
-    context, registry, dataset: VersionedDataset, settings: TrainSettings, tags: dict
-) -> tuple[TrainedModel, float]:
-    """Train inside an MLflow run that records params, every epoch, the test scores, the model and an overlay PNG."""
-
-    with registry.training_run(settings.as_params(), tags) as run:
+def _train_and_log(context, registry, dataset: VersionedDataset, settings: TrainSettings, tags: dict, checkpoints: Path):
+    """Train inside an MLflow run that records params, every epoch, the test scores, the checkpoint, the PyTorch and
+    ONNX models and two overlay sheets (test photos, worst cases); resume the run of a killed training."""
+    run_id_file = checkpoints / RUN_ID_FILE
+    resume_run_id = run_id_file.read_text().strip() if run_id_file.exists() else None
+    with registry.training_run(settings.as_params(), tags, resume_run_id=resume_run_id) as run:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        run_id_file.write_text(run.run_id)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             run.log_epoch(epoch, metrics)
-            context.log.info("epoch %d %s", epoch, metrics)
+            context.log.info("epoch %d/%d %s", epoch, settings.epochs, {k: round(v, 4) for k, v in metrics.items()})
 
-        result = train({split: dataset.pairs(split) for split in dataset.splits}, settings, on_epoch=on_epoch)
+        splits = {split: dataset.pairs(split) for split in dataset.splits}
+        result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints)
         scores = result.test_scores.as_dict(prefix="test_")
-        run.log_epoch(result.best_epoch, scores | {"best_epoch": result.best_epoch, "train_seconds": result.seconds})
+        facts = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 1)}
+        facts |= {"resumed_at_epoch": result.resumed_at_epoch, "stopped_early": int(result.stopped_early)}
+        run.log_epoch(result.best_epoch, scores | facts)
         model_uri = run.log_model(result.model, settings.image_size)
+        run.log_file(checkpoints / "last.pt", "checkpoint")
+        onnx_metadata = {"wms.run_id": run.run_id, "wms.data_version": dataset.data_version, "wms.encoder": settings.encoder}
+        onnx_uri = run.log_file(export_onnx(result.model, settings.image_size, checkpoints / "model.onnx", onnx_metadata), "onnx")
+        run.set_tags({ONNX_URI_TAG: onnx_uri})
         segmenter = Segmenter(TorchBackend(result.model), settings.image_size)
-        run.log_image(prediction_sheet(segmenter, dataset.pairs("test")), "test_predictions.png")
+        sheets = {
+            "test_predictions.png": prediction_sheet(segmenter, splits["test"]),
+            "worst_test_cases.png": worst_cases_sheet(segmenter, splits["test"], result.test_ious),
+        }
+        for name, sheet in sheets.items():
+            run.log_image(sheet, name)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # all of it is in the finished MLflow run now
     model = TrainedModel(
-        run.run_id,
-        model_uri,
-        settings.encoder,
-        settings.image_size,
-        dataset.data_version,
-        tags["git_sha"],
-        scores["test_mean_iou"],
-        scores["test_mean_dice"],
+        run.run_id, model_uri, onnx_uri, settings.encoder, settings.image_size, dataset.data_version, tags["git_sha"], scores
     )
-    return model, result.seconds
+    facts["worst_test_cases"] = dg.MetadataValue.md(markdown_image(sheets["worst_test_cases.png"], "worst test cases"))
+    return model, facts
 
 
 def _from_run(run, settings: TrainSettings, data_version: str, git_sha: str) -> TrainedModel:
-    metrics = run.data.metrics
+    scores = {key: value for key, value in run.data.metrics.items() if key.startswith("test_")}
     return TrainedModel(
         run.info.run_id,
         run.data.tags[MODEL_URI_TAG],
+        run.data.tags[ONNX_URI_TAG],
         settings.encoder,
         settings.image_size,
         data_version,
         git_sha,
-        metrics["test_mean_iou"],
-        metrics["test_mean_dice"],
+        scores,
     )
 
 
-def _output(
-    model: TrainedModel, mlflow: MlflowRegistry, registry, reused: bool, seconds: float | None = None
-) -> dg.Output[TrainedModel]:
-    metadata = {
-        "test_mean_iou": dg.MetadataValue.float(model.test_iou),
-        "test_mean_dice": dg.MetadataValue.float(model.test_dice),
+def _output(model: TrainedModel, mlflow: MlflowRegistry, registry, facts: dict) -> dg.Output[TrainedModel]:
+    metadata = {key: dg.MetadataValue.float(value) for key, value in model.scores.items()}
+    metadata |= {
         "mlflow_run": dg.MetadataValue.url(registry.run_url(mlflow.ui_url, model.run_id)),
         "model_uri": model.model_uri,
+        "onnx_uri": model.onnx_uri,
         "encoder": model.encoder,
+        "image_size": model.image_size,
         "data_version": model.data_version,
         "git_sha": model.git_sha,
-        "reused_previous_run": reused,
+        **facts,
     }
-    if seconds is not None:
-        metadata["train_seconds"] = dg.MetadataValue.float(round(seconds, 1))
     return dg.Output(model, metadata=metadata)
 
 
@@ -150,26 +186,46 @@ def registered_model(
     """The trained model as a version of the registered model, with the alias `challenger` and its metrics as tags."""
     registry = mlflow.registry()
     existing = registry.version_of_run(trained_model.run_id)
-    tags = {
-        "test_mean_iou": f"{trained_model.test_iou:.4f}",
-        "test_mean_dice": f"{trained_model.test_dice:.4f}",
+    tags = {key: f"{value:.4f}" for key, value in trained_model.scores.items()}
+    tags |= {
         "data_version": trained_model.data_version,
         "git_sha": trained_model.git_sha,
+        "encoder": trained_model.encoder,
         "dagster_run_id": context.run_id,
     }
     version = str(existing.version) if existing else registry.register(trained_model.model_uri, trained_model.run_id, tags)
     registry.client.set_registered_model_alias(mlflow.model_name, CHALLENGER, version)
     return dg.Output(
         RegisteredVersion(version=version, model=trained_model),
-        metadata={"model": mlflow.model_name, "version": version, "alias": CHALLENGER, "newly_registered": existing is None},
+        metadata={
+            "model": mlflow.model_name,
+            "version": version,
+            "alias": CHALLENGER,
+            "newly_registered": existing is None,
+            "test_mean_iou": dg.MetadataValue.float(trained_model.test_iou),
+            "mlflow_run": dg.MetadataValue.url(registry.run_url(mlflow.ui_url, trained_model.run_id)),
+        },
     )
 
 
 @dg.asset(group_name=GROUP_MODEL, kinds={"mlflow"})
 def champion_model(registered_model: RegisteredVersion, mlflow: MlflowRegistry) -> dg.Output[RegisteredVersion]:
-    """The version that passed the gates, now under the alias `champion` (runs only when the gates pass)."""
-    previous = mlflow.registry().promote(registered_model.version, CHAMPION)
+    """The version that passed every blocking gate, now under the alias `champion` (runs only when the gates pass)."""
+    registry = mlflow.registry()
+    gates = {
+        key.removeprefix(GATE_TAG_PREFIX): value
+        for key, value in registry.client.get_model_version(mlflow.model_name, registered_model.version).tags.items()
+        if key.startswith(GATE_TAG_PREFIX)
+    }
+    reason = f"passed {len(gates)} gates: test IoU {registered_model.model.test_iou:.4f}"
+    previous = registry.promote(registered_model.version, CHAMPION, reason=reason)
     return dg.Output(
         registered_model,
-        metadata={"model": mlflow.model_name, "champion_version": registered_model.version, "previous_champion": str(previous)},
+        metadata={
+            "model": mlflow.model_name,
+            "champion_version": registered_model.version,
+            "previous_champion": str(previous),
+            "reason": reason,
+            "gates": dg.MetadataValue.json(gates),
+        },
     )

@@ -1,37 +1,96 @@
-"""Blocking asset checks: what a model version must show before it is promoted and served."""
+"""Blocking asset checks: the gates a model version must pass before it becomes champion.
+
+The gate logic lives in wms.gates; each check measures, applies its gate, records the outcome on the registered
+version (tag `gate.<name>`) and reports it to Dagster. A failed check stops `champion_model` and everything
+downstream, so the champion and the running release stay as they were.
+"""
+
+import tempfile
+from pathlib import Path
 
 import dagster as dg
 
+from wms.export import max_probability_gap
+from wms.gates import GateResult, latency_gate, measure_latency_ms, onnx_parity_gate, regression_gate, scores_gate
+from wms.imaging import read_photo
+from wms.predict import OnnxBackend, Segmenter
+from wms.tracking import CHAMPION, GATE_TAG_PREFIX
+from wms.train import evaluate
+from wms_assets.assets.data import VersionedDataset
 from wms_assets.assets.model import RegisteredVersion, registered_model
-from wms_assets.assets.serving import ServingArtifacts, serving_artifacts
 from wms_assets.resources import MlflowRegistry, PromotionPolicy
 
+PARITY_PHOTOS = 4
+DATASET_IN = {"dataset": dg.AssetIn("dataset")}
 
-@dg.asset_check(asset=registered_model, blocking=True, description="Mean per-image test IoU at or above the policy's minimum.")
-def test_iou_meets_threshold(
+
+def _report(result: GateResult, version: RegisteredVersion, mlflow: MlflowRegistry, limits: dict) -> dg.AssetCheckResult:
+    mlflow.registry().tag_version(version.version, {f"{GATE_TAG_PREFIX}{result.name}": result.tag})
+    metadata = {key: dg.MetadataValue.float(float(value)) for key, value in {**result.measurements, **limits}.items()}
+    return dg.AssetCheckResult(passed=result.passed, description=result.tag, metadata={**metadata, "version": version.version})
+
+
+@dg.asset_check(asset=registered_model, blocking=True, description="Mean per-image test IoU and Dice at or above the minimums.")
+def test_scores_meet_minimums(
     registered_model: RegisteredVersion, promotion_policy: PromotionPolicy, mlflow: MlflowRegistry
 ) -> dg.AssetCheckResult:
-    iou, minimum = registered_model.model.test_iou, promotion_policy.min_test_iou
-    passed = iou >= minimum
-    mlflow.registry().tag_version(
-        registered_model.version, {"gate_test_iou": "passed" if passed else f"failed: {iou:.4f} < {minimum}"}
-    )
-    return dg.AssetCheckResult(
-        passed=passed,
-        metadata={
-            "test_mean_iou": dg.MetadataValue.float(iou),
-            "minimum": dg.MetadataValue.float(minimum),
-            "version": registered_model.version,
-        },
-    )
+    model, policy = registered_model.model, promotion_policy
+    result = scores_gate(model.test_iou, model.test_dice, policy.min_test_iou, policy.min_test_dice)
+    return _report(result, registered_model, mlflow, {"min_iou": policy.min_test_iou, "min_dice": policy.min_test_dice})
 
 
 @dg.asset_check(
-    asset=serving_artifacts, blocking=True, description="ONNX Runtime's probabilities match PyTorch's on test photos."
+    asset=registered_model,
+    blocking=True,
+    additional_ins=DATASET_IN,
+    description="No IoU drop against the current champion beyond the tolerance, both scored on this test split.",
 )
-def onnx_matches_pytorch(serving_artifacts: ServingArtifacts, promotion_policy: PromotionPolicy) -> dg.AssetCheckResult:
-    gap, tolerance = serving_artifacts.max_probability_gap, promotion_policy.max_onnx_probability_gap
-    return dg.AssetCheckResult(
-        passed=gap <= tolerance,
-        metadata={"max_probability_gap": dg.MetadataValue.float(gap), "tolerance": dg.MetadataValue.float(tolerance)},
-    )
+def no_regression_against_champion(
+    registered_model: RegisteredVersion, dataset: VersionedDataset, promotion_policy: PromotionPolicy, mlflow: MlflowRegistry
+) -> dg.AssetCheckResult:
+    registry, champion_iou = mlflow.registry(), None
+    champion = registry.version_by_alias(CHAMPION)
+    if champion is not None and str(champion.version) != registered_model.version:
+        uri = f"models:/{mlflow.model_name}/{champion.version}"
+        scores, _ = evaluate(registry.load_pytorch(uri), dataset.pairs("test"), registry.image_size_of(uri))
+        champion_iou = scores.mean_iou
+    champion_name = str(champion.version) if champion else None
+    result = regression_gate(registered_model.model.test_iou, champion_iou, promotion_policy.max_iou_regression, champion_name)
+    return _report(result, registered_model, mlflow, {"tolerance": promotion_policy.max_iou_regression})
+
+
+@dg.asset_check(
+    asset=registered_model,
+    blocking=True,
+    additional_ins=DATASET_IN,
+    description="ONNX Runtime's window probabilities match PyTorch's on test photos.",
+)
+def onnx_matches_pytorch(
+    registered_model: RegisteredVersion, dataset: VersionedDataset, promotion_policy: PromotionPolicy, mlflow: MlflowRegistry
+) -> dg.AssetCheckResult:
+    registry, trained = mlflow.registry(), registered_model.model
+    photos = [read_photo(pair.image) for pair in dataset.pairs("test")[:PARITY_PHOTOS]]
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx_path = registry.download(trained.onnx_uri, Path(scratch))
+        gap = max_probability_gap(registry.load_pytorch(trained.model_uri), onnx_path, photos, trained.image_size)
+    result = onnx_parity_gate(gap, promotion_policy.max_onnx_probability_gap)
+    return _report(result, registered_model, mlflow, {"tolerance": promotion_policy.max_onnx_probability_gap})
+
+
+@dg.asset_check(
+    asset=registered_model,
+    blocking=True,
+    additional_ins=DATASET_IN,
+    description="p95 CPU latency of the exported ONNX model, photo to mask, within the budget.",
+)
+def onnx_latency_within_budget(
+    registered_model: RegisteredVersion, dataset: VersionedDataset, promotion_policy: PromotionPolicy, mlflow: MlflowRegistry
+) -> dg.AssetCheckResult:
+    registry, trained, policy = mlflow.registry(), registered_model.model, promotion_policy
+    photo = read_photo(dataset.pairs("test")[0].image)
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx_path = registry.download(trained.onnx_uri, Path(scratch))
+        segmenter = Segmenter(OnnxBackend(onnx_path, threads=policy.latency_threads), trained.image_size)
+        p50, p95 = measure_latency_ms(segmenter, photo)
+    result = latency_gate(p95, p50, policy.max_p95_latency_ms)
+    return _report(result, registered_model, mlflow, {"budget_ms": policy.max_p95_latency_ms, "threads": policy.latency_threads})

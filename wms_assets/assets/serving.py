@@ -6,16 +6,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from wms.export import export_onnx, max_probability_gap
 from wms.image import build_and_push, prepare_build_context
-from wms.imaging import read_photo
 from wms.torchserve import build_archive
-from wms_assets.assets.data import VersionedDataset
-from wms_assets.assets.model import RegisteredVersion
-from wms_assets.constants import GROUP_SERVING
+from wms.tracking import CHAMPION
+from wms_assets.constants import CHAMPION_MODEL, GROUP_SERVING
 from wms_assets.resources import ImageBuilder, LocalModelServer, MlflowRegistry, ServingWorkspace
-
-PARITY_PHOTOS = 4
 
 
 @dataclass(frozen=True)
@@ -24,7 +19,6 @@ class ServingArtifacts:
     version: str
     onnx_path: str
     archive_path: str
-    max_probability_gap: float
 
 
 @dataclass(frozen=True)
@@ -41,29 +35,32 @@ class Release:
     version: str
 
 
-@dg.asset(group_name=GROUP_SERVING, kinds={"onnx", "torchserve"})
-def serving_artifacts(
-    champion_model: RegisteredVersion, dataset: VersionedDataset, mlflow: MlflowRegistry, serving_workspace: ServingWorkspace
-) -> dg.Output[ServingArtifacts]:
-    """The champion exported to ONNX (compared with PyTorch on test photos) and packed as a TorchServe archive."""
-    name, version, trained = mlflow.model_name, champion_model.version, champion_model.model
-    model = mlflow.registry().load_pytorch(f"models:/{name}/{version}")
-    # A registered version never changes: its export and archive, once written, are reused.
-    onnx_path = serving_workspace.path("models", f"{version}-{trained.run_id}") / "model.onnx"
-    if not onnx_path.exists():
-        metadata = {"wms.model_name": name, "wms.model_version": version, "wms.data_version": trained.data_version}
-        export_onnx(model, trained.image_size, onnx_path, metadata)
-    photos = [read_photo(pair.image) for pair in dataset.pairs("test")[:PARITY_PHOTOS]]
-    gap = max_probability_gap(model, onnx_path, photos, trained.image_size)
-    archive = build_archive(onnx_path, name, version, serving_workspace.path("archives"))
+@dg.asset(group_name=GROUP_SERVING, kinds={"onnx", "torchserve"}, deps=[CHAMPION_MODEL])
+def serving_artifacts(mlflow: MlflowRegistry, serving_workspace: ServingWorkspace) -> dg.Output[ServingArtifacts]:
+    """The ONNX model of the version under the alias `champion`, packed as a TorchServe archive.
+
+    The alias, not the last promotion, decides what is packed: after `wms rollback` this asset packs the version
+    the champion went back to.
+    """
+    registry = mlflow.registry()
+    champion = registry.version_by_alias(CHAMPION)
+    if champion is None:
+        raise LookupError(f"{mlflow.model_name} has no `champion` version yet: materialize champion_model first")
+    info = registry.describe(str(champion.version))
+    folder = serving_workspace.path("models", f"{info.version}-{info.run_id}")
+    onnx_path = folder / "model.onnx"
+    if not onnx_path.exists():  # a registered version never changes: its download and archive are reused
+        downloaded = registry.download(info.onnx_uri, folder / "download")
+        downloaded.replace(onnx_path)
+    archive = build_archive(onnx_path, mlflow.model_name, info.version, serving_workspace.path("archives"))
     return dg.Output(
-        ServingArtifacts(name, version, str(onnx_path), str(archive), gap),
+        ServingArtifacts(mlflow.model_name, info.version, str(onnx_path), str(archive)),
         metadata={
             "onnx": dg.MetadataValue.path(str(onnx_path)),
             "onnx_megabytes": round(onnx_path.stat().st_size / 2**20, 2),
             "archive": dg.MetadataValue.path(str(archive)),
-            "max_probability_gap": dg.MetadataValue.float(gap),
-            "model_version": version,
+            "model_version": info.version,
+            "data_version": info.data_version,
         },
     )
 
