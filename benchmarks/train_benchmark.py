@@ -1,5 +1,9 @@
 """Train a U-Net with a preset and print per-epoch progress, images per second, test scores and inference timings.
 
+Images per second are given over the whole training (validation included) and over the training passes alone;
+the latter, times the FLOPs of a forward and backward pass, is the achieved TFLOP/s, compared on a GPU with its
+dense bf16 peak.
+
 DATA is a folder in the Kaggle layout (real photos: ../shared/data/water-meters); without it, the project's
 synthetic data set is generated into a temporary folder. The split is wms.data's (by file digest), or the one in
 a --splits JSON file (name -> train/val/test). Examples:
@@ -47,6 +51,26 @@ def time_inference(model: torch.nn.Module, image_size: int, device: torch.device
             if index >= 5:
                 timings.append(time.perf_counter() - started)
     return timings
+
+
+PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0}
+"""Dense bf16 tensor-core peaks from the vendors' data sheets, for the share of the FLOP-bound limit."""
+
+
+def training_flops_per_image(encoder: str, image_size: int) -> float:
+    """FLOPs of one forward and backward pass of one image, counted by PyTorch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from wms.model import build_unet
+
+    model = build_unet(encoder)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(2, 3, image_size, image_size)).sum().backward()
+    return counter.get_total_flops() / 2
+
+
+def peak_tflops(device_name: str) -> float | None:
+    return next((peak for name, peak in PEAK_BF16_TFLOPS.items() if name in device_name), None)
 
 
 def settings_from(args: argparse.Namespace) -> TrainSettings:
@@ -103,6 +127,11 @@ def run(args: argparse.Namespace, data: Path) -> None:
         checkpoints=args.checkpoints,
     )
     epochs_run = len(result.history) - result.resumed_at_epoch
+    pass_seconds = sum(epoch.get("train_pass_seconds", 0.0) for epoch in result.history[result.resumed_at_epoch :])
+    step_images_per_s = epochs_run * len(splits["train"]) / pass_seconds if pass_seconds else None
+    flops = training_flops_per_image(settings.encoder, settings.image_size)
+    achieved = flops * step_images_per_s / 1e12 if step_images_per_s else None
+    peak = peak_tflops(name)
     single = time_inference(result.model, settings.image_size, device, 1, 30)
     batched = time_inference(result.model, settings.image_size, device, 16, 10)
     report = {
@@ -115,6 +144,10 @@ def run(args: argparse.Namespace, data: Path) -> None:
         "stopped_early": result.stopped_early,
         "train_seconds": round(result.seconds, 1),
         "train_images_per_s": round(epochs_run * len(splits["train"]) / result.seconds, 2) if epochs_run else None,
+        "train_step_images_per_s": round(step_images_per_s, 2) if step_images_per_s else None,
+        "train_gflops_per_image": round(flops / 1e9, 2),
+        "achieved_tflops": round(achieved, 3) if achieved else None,
+        "share_of_bf16_peak": round(achieved / peak, 4) if achieved and peak else None,
         "batch1_p50_ms": round(float(np.percentile(single, 50)) * 1000, 2),
         "batch1_p95_ms": round(float(np.percentile(single, 95)) * 1000, 2),
         "batch16_images_per_s": round(16 / float(np.median(batched)), 1),

@@ -116,9 +116,12 @@ def train(
     loss_function = loss_by_name(settings.loss)
     for epoch in range(progress.epoch + 1, settings.epochs + 1):
         dataset.set_epoch(epoch)
+        epoch_started = time.perf_counter()
         train_loss = _train_epoch(model, average, _loader(dataset, settings, epoch), optimizer, scheduler, loss_function)
+        pass_seconds = time.perf_counter() - epoch_started
         val = evaluate_samples(average.module, samples["val"], settings.image_size)
         metrics = {"train_loss": train_loss, "val_iou": val.mean_iou, "val_dice": val.mean_dice, "lr": scheduler.get_last_lr()[0]}
+        metrics["train_pass_seconds"] = pass_seconds
         progress.epoch = epoch
         progress.history.append(metrics)
         if val.mean_iou > progress.best_iou:
