@@ -21,7 +21,12 @@ from wms_assets.assets.model import RegisteredVersion, registered_model
 from wms_assets.resources import MlflowRegistry, PromotionPolicy
 
 PARITY_PHOTOS = 4
-DATASET_IN = {"dataset": dg.AssetIn("dataset")}
+
+
+def gate(description: str, reads_dataset: bool = True):
+    """A blocking check on `registered_model`; most gates also read the test split of `dataset`."""
+    extra = {"dataset": dg.AssetIn("dataset")} if reads_dataset else None
+    return dg.asset_check(asset=registered_model, blocking=True, additional_ins=extra, description=description)
 
 
 def _report(result: GateResult, version: RegisteredVersion, mlflow: MlflowRegistry, limits: dict) -> dg.AssetCheckResult:
@@ -30,7 +35,7 @@ def _report(result: GateResult, version: RegisteredVersion, mlflow: MlflowRegist
     return dg.AssetCheckResult(passed=result.passed, description=result.tag, metadata={**metadata, "version": version.version})
 
 
-@dg.asset_check(asset=registered_model, blocking=True, description="Mean per-image test IoU and Dice at or above the minimums.")
+@gate("Mean per-image test IoU and Dice at or above the minimums.", reads_dataset=False)
 def test_scores_meet_minimums(
     registered_model: RegisteredVersion, promotion_policy: PromotionPolicy, mlflow: MlflowRegistry
 ) -> dg.AssetCheckResult:
@@ -39,12 +44,7 @@ def test_scores_meet_minimums(
     return _report(result, registered_model, mlflow, {"min_iou": policy.min_test_iou, "min_dice": policy.min_test_dice})
 
 
-@dg.asset_check(
-    asset=registered_model,
-    blocking=True,
-    additional_ins=DATASET_IN,
-    description="No IoU drop against the current champion beyond the tolerance, both scored on this test split.",
-)
+@gate("No IoU drop against the current champion beyond the tolerance, both scored on this test split.")
 def no_regression_against_champion(
     registered_model: RegisteredVersion, dataset: VersionedDataset, promotion_policy: PromotionPolicy, mlflow: MlflowRegistry
 ) -> dg.AssetCheckResult:
@@ -59,12 +59,7 @@ def no_regression_against_champion(
     return _report(result, registered_model, mlflow, {"tolerance": promotion_policy.max_iou_regression})
 
 
-@dg.asset_check(
-    asset=registered_model,
-    blocking=True,
-    additional_ins=DATASET_IN,
-    description="ONNX Runtime's window probabilities match PyTorch's on test photos.",
-)
+@gate("ONNX Runtime's window probabilities match PyTorch's on test photos.")
 def onnx_matches_pytorch(
     registered_model: RegisteredVersion, dataset: VersionedDataset, promotion_policy: PromotionPolicy, mlflow: MlflowRegistry
 ) -> dg.AssetCheckResult:
@@ -77,12 +72,7 @@ def onnx_matches_pytorch(
     return _report(result, registered_model, mlflow, {"tolerance": promotion_policy.max_onnx_probability_gap})
 
 
-@dg.asset_check(
-    asset=registered_model,
-    blocking=True,
-    additional_ins=DATASET_IN,
-    description="p95 CPU latency of the exported ONNX model, photo to mask, within the budget.",
-)
+@gate("p95 CPU latency of the exported ONNX model, photo to mask, within the budget.")
 def onnx_latency_within_budget(
     registered_model: RegisteredVersion, dataset: VersionedDataset, promotion_policy: PromotionPolicy, mlflow: MlflowRegistry
 ) -> dg.AssetCheckResult:
