@@ -50,7 +50,7 @@ class WindowSegmenter:
     def handle(self, requests: list[dict], context) -> list[dict]:
         photos, errors = self.preprocess(requests)
         good = [index for index in range(len(requests)) if index not in errors]
-        probabilities = self.inference([photos[index] for index in good])
+        answers = self.inference([photos[index] for index in good])
         responses = []
         for index in range(len(requests)):
             if index in errors:
@@ -58,7 +58,7 @@ class WindowSegmenter:
                 responses.append({"error": errors[index], "model": self.model_name, "model_version": self.model_version})
             else:
                 photo_index = good.index(index)
-                responses.append(self.postprocess(probabilities[photo_index]))
+                responses.append(self.postprocess(*answers[photo_index]))
         return responses
 
     def preprocess(self, requests: list[dict]) -> tuple[dict[int, np.ndarray], dict[int, str]]:
@@ -77,12 +77,11 @@ class WindowSegmenter:
     def _run_model(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
 
-    def inference(self, photos: list[np.ndarray]) -> list[np.ndarray]:
-        """Window probabilities of each photo: a look at the whole batch, then one at each window found (wms.predict)."""
-        return self.segmenter.probabilities_batch(photos)
+    def inference(self, photos: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(probabilities, mask) of each photo: a look at the whole batch, then one at each window found (wms.predict)."""
+        return self.segmenter.masks_batch(photos)
 
-    def postprocess(self, probabilities: np.ndarray) -> dict:
-        mask = probabilities > 0.5
+    def postprocess(self, probabilities: np.ndarray, mask: np.ndarray) -> dict:
         confidence = float(probabilities[mask].mean()) if mask.any() else float(1.0 - probabilities.max())
         return {
             "mask_png_base64": base64.b64encode(mask_to_png(mask)).decode("ascii"),

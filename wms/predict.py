@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 from wms.geometry import SquareView, photo_box, place_back, render_photo, view_around_box, whole_photo_view
 from wms.imaging import bounding_box, normalize, sigmoid
@@ -31,6 +33,11 @@ class Segmenter:
     image_size: int
     threshold: float = 0.5
     refine: bool = True
+    """Take the second, zoomed look at the window found by the first."""
+    flip_zoomed: bool = False
+    """Average the zoomed look with its mirror image (twice the cost of that look)."""
+    cleanup: str = "largest"
+    """'largest': keep the largest region, holes filled; 'convex': its convex hull; 'none': the raw threshold."""
 
     def probabilities_batch(self, photos: list[np.ndarray]) -> list[np.ndarray]:
         """Probability maps (H, W) of a batch of photos: one batch for the first look, one for the zoomed look."""
@@ -46,7 +53,8 @@ class Segmenter:
         ]
         found = [index for index, window in enumerate(windows) if window is not None]
         zoom_views = {index: view_around_box(windows[index], self.image_size) for index in found}
-        zoomed = dict(zip(found, self._look([photos[i] for i in found], [zoom_views[i] for i in found]), strict=True))
+        zoomed_looks = self._look([photos[i] for i in found], [zoom_views[i] for i in found], flip=self.flip_zoomed)
+        zoomed = dict(zip(found, zoomed_looks, strict=True))
         return [
             place_back(zoomed[i], zoom_views[i], *photo.shape[:2])
             if i in zoomed
@@ -57,24 +65,58 @@ class Segmenter:
     def probabilities(self, photo: np.ndarray) -> np.ndarray:
         return self.probabilities_batch([photo])[0]
 
-    def mask(self, photo: np.ndarray) -> np.ndarray:
-        return self.probabilities(photo) > self.threshold
+    def masks_batch(self, photos: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(probabilities, cleaned bool mask) of each photo."""
+        return [(probabilities, self.clean(probabilities > self.threshold)) for probabilities in self.probabilities_batch(photos)]
 
-    def _look(self, photos: list[np.ndarray], views: list[SquareView]) -> list[np.ndarray]:
+    def mask(self, photo: np.ndarray) -> np.ndarray:
+        return self.masks_batch([photo])[0][1]
+
+    def clean(self, mask: np.ndarray) -> np.ndarray:
+        if self.cleanup == "none" or not mask.any():
+            return mask
+        region = ndimage.binary_fill_holes(largest_region(mask))
+        return convex_hull(region) if self.cleanup == "convex" else region
+
+    def _look(self, photos: list[np.ndarray], views: list[SquareView], flip: bool = False) -> list[np.ndarray]:
         """Window probabilities (size, size) of each view, in model pixels."""
         if not photos:
             return []
-        logits = self.backend(normalize(np.stack([render_photo(photo, view) for photo, view in zip(photos, views, strict=True)])))
-        return [sigmoid(logit[0]) for logit in logits]
+        squares = np.stack([render_photo(photo, view) for photo, view in zip(photos, views, strict=True)])
+        if not flip:
+            return [sigmoid(logit[0]) for logit in self.backend(normalize(squares))]
+        logits = self.backend(normalize(np.concatenate([squares, squares[:, :, ::-1]])))
+        count = len(photos)
+        return [(sigmoid(logits[i, 0]) + sigmoid(logits[count + i, 0, :, ::-1])) / 2 for i in range(count)]
+
+
+def largest_region(mask: np.ndarray) -> np.ndarray:
+    """The largest connected region of a bool mask (all False for an empty mask)."""
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return mask.copy()
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    return labels == int(np.argmax(sizes)) + 1
 
 
 def largest_region_box(mask: np.ndarray) -> list[int] | None:
     """The bounding box [x_min, y_min, x_max, y_max] of the largest connected region of a mask, or None."""
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return None
-    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
-    return bounding_box(labels == int(np.argmax(sizes)) + 1)
+    return bounding_box(largest_region(mask))
+
+
+def convex_hull(mask: np.ndarray) -> np.ndarray:
+    """The filled convex hull of a bool mask's pixels (the digit window is a convex quadrilateral)."""
+    rows, cols = np.nonzero(mask)
+    if rows.size < 3:
+        return mask
+    points = np.column_stack([cols, rows]).astype(np.float64)
+    try:
+        hull = ConvexHull(points)
+    except QhullError:  # all pixels on one line
+        return mask
+    outline = Image.new("L", (mask.shape[1], mask.shape[0]), 0)
+    ImageDraw.Draw(outline).polygon([tuple(point) for point in points[hull.vertices]], fill=1, outline=1)
+    return np.asarray(outline, dtype=bool)
 
 
 class TorchBackend:

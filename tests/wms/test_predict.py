@@ -1,0 +1,72 @@
+"""The inference pipeline with a brightness 'model': the window is whatever is white, so geometry is tested alone."""
+
+import numpy as np
+import pytest
+
+from wms.imaging import PIXEL_MEAN, PIXEL_STD
+from wms.metrics import iou
+from wms.predict import Segmenter, convex_hull, largest_region
+
+HALF_GREY = float(((147.5 / 255 - PIXEL_MEAN) / PIXEL_STD).min())
+"""Half-way between the photo's background (40) and the window (255), normalized: the edge of the window."""
+
+
+def bright_backend(looks: list[int] | None = None):
+    def backend(batch: np.ndarray) -> np.ndarray:
+        if looks is not None:
+            looks.append(len(batch))
+        return np.where(batch.min(axis=1, keepdims=True) > HALF_GREY, 10.0, -10.0).astype(np.float32)
+
+    return backend
+
+
+@pytest.fixture
+def photo_and_window():
+    photo = np.full((600, 800, 3), 40, dtype=np.uint8)
+    photo[250:290, 300:520] = 255
+    return photo, photo[..., 0] == 255
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_the_mask_lands_on_the_window_at_the_photo_size(photo_and_window, refine):
+    photo, window = photo_and_window
+    mask = Segmenter(bright_backend(), image_size=64, refine=refine).mask(photo)
+    assert mask.shape == window.shape
+    assert iou(mask, window) > (0.9 if refine else 0.4)  # 12.5 photo pixels per model pixel without the zoom
+
+
+def test_the_zoomed_look_sharpens_the_edges(photo_and_window):
+    photo, window = photo_and_window
+    whole = iou(Segmenter(bright_backend(), 48, refine=False).mask(photo), window)
+    zoomed = iou(Segmenter(bright_backend(), 48, refine=True).mask(photo), window)
+    assert zoomed > whole
+
+
+def test_a_batch_takes_one_model_call_per_look_and_mirrors_double_the_zoomed_one(photo_and_window):
+    photo, _ = photo_and_window
+    empty = np.zeros_like(photo)
+    looks: list[int] = []
+    Segmenter(bright_backend(looks), 64).masks_batch([photo, empty, photo])
+    assert looks == [3, 2]  # the empty photo has no window to zoom onto
+    looks.clear()
+    Segmenter(bright_backend(looks), 64, flip_zoomed=True).masks_batch([photo])
+    assert looks == [1, 2]
+
+
+def test_cleanup_keeps_the_largest_region_and_fills_its_holes():
+    mask = np.zeros((50, 50), dtype=bool)
+    mask[10:30, 10:40] = True
+    mask[15:20, 20:25] = False  # a hole
+    mask[45:47, 45:47] = True  # a speck
+    cleaned = Segmenter(bright_backend(), 32).clean(mask)
+    assert cleaned[15:20, 20:25].all() and not cleaned[45:47, 45:47].any()
+    assert largest_region(np.zeros((4, 4), bool)).sum() == 0
+
+
+def test_convex_hull_fills_a_notched_quadrilateral():
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[10:30, 5:35] = True
+    mask[10:15, 15:25] = False  # a notch in the top edge
+    hull = convex_hull(mask)
+    assert hull[10:15, 15:25].all()
+    assert hull.sum() == pytest.approx(20 * 30, rel=0.05)
