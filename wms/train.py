@@ -84,6 +84,27 @@ class TrainingResult:
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+@dataclass
+class _Trainable:
+    """What a training step changes, and what a checkpoint saves and restores."""
+
+    model: torch.nn.Module
+    average: WeightAverage
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+    @classmethod
+    def create(cls, settings: TrainSettings, steps: int) -> _Trainable:
+        device = resolve_device(settings.device)
+        model = build_unet(settings.encoder, settings.encoder_weights or None).to(device, memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=steps)
+        return cls(model, WeightAverage(model, settings.average_decay), optimizer, scheduler)
+
+    def parts(self) -> tuple:
+        return self.model, self.average, self.optimizer, self.scheduler
+
+
 def train(
     splits: dict[str, list[Pair]],
     settings: TrainSettings,
@@ -98,48 +119,54 @@ def train(
     started = time.perf_counter()
     seed_everything(settings.seed)
     torch.set_num_threads(settings.threads)
-    device = resolve_device(settings.device)
     samples = {name: [load_sample(pair, max_side=4 * settings.image_size) for pair in splits[name]] for name in ("train", "val")}
-    dataset = MeterDataset(
-        samples["train"], settings.image_size, AugmentSettings(zoom_probability=settings.zoom_probability), settings.seed
-    )
-    steps_per_epoch = len(_loader(dataset, settings, epoch=0))
-    model = build_unet(settings.encoder, settings.encoder_weights or None).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, settings.learning_rate, total_steps=settings.epochs * steps_per_epoch
-    )
-    average = WeightAverage(model, settings.average_decay)
+    augment = AugmentSettings(zoom_probability=settings.zoom_probability)
+    dataset = MeterDataset(samples["train"], settings.image_size, augment, settings.seed)
+    trainable = _Trainable.create(settings, steps=settings.epochs * len(_loader(dataset, settings, epoch=0)))
     params = settings.as_params()
-    progress = (checkpoints and resume_checkpoint(checkpoints, params, model, average, optimizer, scheduler)) or Progress()
-    result = TrainingResult(model=model, settings=settings, resumed_at_epoch=progress.epoch)
-    loss_function = loss_by_name(settings.loss)
+    progress = (checkpoints and resume_checkpoint(checkpoints, params, *trainable.parts())) or Progress()
+    result = TrainingResult(model=trainable.model, settings=settings, resumed_at_epoch=progress.epoch)
     for epoch in range(progress.epoch + 1, settings.epochs + 1):
-        dataset.set_epoch(epoch)
-        epoch_started = time.perf_counter()
-        train_loss = _train_epoch(model, average, _loader(dataset, settings, epoch), optimizer, scheduler, loss_function)
-        pass_seconds = time.perf_counter() - epoch_started
-        val = evaluate_samples(average.module, samples["val"], settings.image_size)
-        metrics = {"train_loss": train_loss, "val_iou": val.mean_iou, "val_dice": val.mean_dice, "lr": scheduler.get_last_lr()[0]}
-        metrics["train_pass_seconds"] = pass_seconds
-        progress.epoch = epoch
-        progress.history.append(metrics)
-        if val.mean_iou > progress.best_iou:
-            progress.best_iou, progress.best_epoch = val.mean_iou, epoch
-            progress.best_state = {key: value.detach().cpu().clone() for key, value in average.module.state_dict().items()}
+        metrics = _fit_epoch(trainable, dataset, samples["val"], settings, epoch)
+        _record(progress, epoch, metrics, trainable.average)
         if checkpoints:
-            save_checkpoint(checkpoints, params, progress, model, average, optimizer, scheduler)
+            save_checkpoint(checkpoints, params, progress, *trainable.parts())
         if on_epoch:
             on_epoch(epoch, metrics)
         if settings.patience and epoch - progress.best_epoch >= settings.patience:
             result.stopped_early = True
             break
-    best = copy.deepcopy(average.module).to("cpu", memory_format=torch.contiguous_format)  # channels_last breaks ONNX export
+    best = copy.deepcopy(trainable.average.module).to("cpu", memory_format=torch.contiguous_format)  # for ONNX export
     best.load_state_dict(progress.best_state)
     result.model, result.history, result.best_epoch = best.eval(), progress.history, progress.best_epoch
     result.test_scores, result.test_ious = evaluate(best, splits["test"], settings.image_size)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _fit_epoch(trainable: _Trainable, dataset: MeterDataset, val: list[Sample], settings: TrainSettings, epoch: int) -> dict:
+    """One pass over the train split, then the averaged model scored on val."""
+    dataset.set_epoch(epoch)
+    started = time.perf_counter()
+    train_loss = _train_epoch(*trainable.parts(), _loader(dataset, settings, epoch), loss_by_name(settings.loss))
+    pass_seconds = time.perf_counter() - started
+    scores = evaluate_samples(trainable.average.module, val, settings.image_size)
+    return {
+        "train_loss": train_loss,
+        "val_iou": scores.mean_iou,
+        "val_dice": scores.mean_dice,
+        "lr": trainable.scheduler.get_last_lr()[0],
+        "train_pass_seconds": pass_seconds,
+    }
+
+
+def _record(progress: Progress, epoch: int, metrics: dict, average: WeightAverage) -> None:
+    """Note the epoch; keep a copy of the averaged weights when its val IoU is the best so far."""
+    progress.epoch = epoch
+    progress.history.append(metrics)
+    if metrics["val_iou"] > progress.best_iou:
+        progress.best_iou, progress.best_epoch = metrics["val_iou"], epoch
+        progress.best_state = {key: value.detach().cpu().clone() for key, value in average.module.state_dict().items()}
 
 
 def seed_everything(seed: int) -> None:
@@ -183,7 +210,7 @@ def _loader(dataset: MeterDataset, settings: TrainSettings, epoch: int) -> DataL
     )
 
 
-def _train_epoch(model, average: WeightAverage, loader, optimizer, scheduler, loss_function) -> float:
+def _train_epoch(model, average: WeightAverage, optimizer, scheduler, loader, loss_function) -> float:
     """One pass over the loader; on CUDA in bf16 autocast with channels_last batches."""
     model.train()
     device = next(model.parameters()).device
