@@ -14,7 +14,7 @@ from wms.gitinfo import current_git_sha
 from wms.predict import Segmenter, TorchBackend
 from wms.report import markdown_image, prediction_sheet, worst_cases_sheet
 from wms.tracking import CHALLENGER, CHAMPION, GATE_TAG_PREFIX, MODEL_URI_TAG, ONNX_URI_TAG
-from wms.train import PRESETS, TrainSettings, code_fingerprint, preset, train
+from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, preset, train
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import GROUP_MODEL
 from wms_assets.resources import MlflowRegistry, TrainingWorkspace
@@ -112,8 +112,7 @@ def trained_model(
 
 
 def _train_and_log(context, registry, dataset: VersionedDataset, settings: TrainSettings, tags: dict, checkpoints: Path):
-    """Train inside an MLflow run that records params, every epoch, the test scores, the checkpoint, the PyTorch and
-    ONNX models and two overlay sheets (test photos, worst cases); resume the run of a killed training."""
+    """Train inside an MLflow run, resuming the run of a killed training; return the model and facts for the UI."""
     run_id_file = checkpoints / RUN_ID_FILE
     resume_run_id = run_id_file.read_text().strip() if run_id_file.exists() else None
     with registry.training_run(settings.as_params(), tags, resume_run_id=resume_run_id) as run:
@@ -126,28 +125,39 @@ def _train_and_log(context, registry, dataset: VersionedDataset, settings: Train
 
         splits = {split: dataset.pairs(split) for split in dataset.splits}
         result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints)
-        scores = result.test_scores.as_dict(prefix="test_")
-        facts = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 1)}
-        facts |= {"resumed_at_epoch": result.resumed_at_epoch, "stopped_early": int(result.stopped_early)}
-        run.log_epoch(result.best_epoch, scores | facts)
-        model_uri = run.log_model(result.model, settings.image_size)
-        run.log_file(checkpoints / "last.pt", "checkpoint")
-        onnx_metadata = {"wms.run_id": run.run_id, "wms.data_version": dataset.data_version, "wms.encoder": settings.encoder}
-        onnx_uri = run.log_file(export_onnx(result.model, settings.image_size, checkpoints / "model.onnx", onnx_metadata), "onnx")
-        run.set_tags({ONNX_URI_TAG: onnx_uri})
-        segmenter = Segmenter(TorchBackend(result.model), settings.image_size)
-        sheets = {
-            "test_predictions.png": prediction_sheet(segmenter, splits["test"]),
-            "worst_test_cases.png": worst_cases_sheet(segmenter, splits["test"], result.test_ious),
-        }
-        for name, sheet in sheets.items():
-            run.log_image(sheet, name)
+        logged = _log_result(run, result, dataset.data_version, splits["test"], checkpoints)
     shutil.rmtree(checkpoints, ignore_errors=True)  # all of it is in the finished MLflow run now
-    model = TrainedModel(
-        run.run_id, model_uri, onnx_uri, settings.encoder, settings.image_size, dataset.data_version, tags["git_sha"], scores
-    )
-    facts["worst_test_cases"] = dg.MetadataValue.md(markdown_image(sheets["worst_test_cases.png"], "worst test cases"))
-    return model, facts
+    identity = {"run_id": run.run_id, "model_uri": logged.model_uri, "onnx_uri": logged.onnx_uri}
+    trained = {"encoder": settings.encoder, "image_size": settings.image_size, "data_version": dataset.data_version}
+    return TrainedModel(**identity, **trained, git_sha=tags["git_sha"], scores=logged.scores), logged.facts
+
+
+@dataclass
+class _Logged:
+    model_uri: str
+    onnx_uri: str
+    scores: dict[str, float]
+    facts: dict
+
+
+def _log_result(run, result: TrainingResult, data_version: str, test_pairs, checkpoints: Path) -> _Logged:
+    """Log the test scores, the last checkpoint, the PyTorch and ONNX models, and two overlay sheets."""
+    settings = result.settings
+    scores = result.test_scores.as_dict(prefix="test_")
+    facts = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 1)}
+    facts |= {"resumed_at_epoch": result.resumed_at_epoch, "stopped_early": int(result.stopped_early)}
+    run.log_epoch(result.best_epoch, scores | facts)
+    model_uri = run.log_model(result.model, settings.image_size)
+    run.log_file(checkpoints / "last.pt", "checkpoint")
+    metadata = {"wms.run_id": run.run_id, "wms.data_version": data_version, "wms.encoder": settings.encoder}
+    onnx_uri = run.log_file(export_onnx(result.model, settings.image_size, checkpoints / "model.onnx", metadata), "onnx")
+    run.set_tags({ONNX_URI_TAG: onnx_uri})
+    segmenter = Segmenter(TorchBackend(result.model), settings.image_size)
+    worst = worst_cases_sheet(segmenter, test_pairs, result.test_ious)
+    run.log_image(prediction_sheet(segmenter, test_pairs), "test_predictions.png")
+    run.log_image(worst, "worst_test_cases.png")
+    facts["worst_test_cases"] = dg.MetadataValue.md(markdown_image(worst, "worst test cases"))
+    return _Logged(model_uri, onnx_uri, scores, facts)
 
 
 def _from_run(run, settings: TrainSettings, data_version: str, git_sha: str) -> TrainedModel:
