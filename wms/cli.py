@@ -90,8 +90,9 @@ def models_history() -> None:
         replaced = f" (was {event.previous})" if event.previous else ""
         click.echo(f"{event.time}  {event.action:<8}  champion = version {event.version}{replaced}: {event.reason}")
     click.echo("")
+    aliases_of = registry.aliases_by_version()
     for version in sorted(registry.client.search_model_versions(f"name = '{registry.model_name}'"), key=lambda v: int(v.version)):
-        aliases = ", ".join(version.aliases) or "-"
+        aliases = ", ".join(sorted(aliases_of.get(str(version.version), []))) or "-"
         gates = [
             f"{key.removeprefix(GATE_TAG_PREFIX)} {value.split(':')[0]}"
             for key, value in version.tags.items()

@@ -73,10 +73,15 @@ class Segmenter:
         return self.masks_batch([photo])[0][1]
 
     def clean(self, mask: np.ndarray) -> np.ndarray:
+        """The mask after `cleanup`, computed inside the box around its pixels (a photo is mostly background)."""
         if self.cleanup == "none" or not mask.any():
             return mask
-        region = ndimage.binary_fill_holes(largest_region(mask))
-        return convex_hull(region) if self.cleanup == "convex" else region
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        region = ndimage.binary_fill_holes(largest_region(mask[box]))
+        cleaned = np.zeros_like(mask)
+        cleaned[box] = convex_hull(region) if self.cleanup == "convex" else region
+        return cleaned
 
     def _look(self, photos: list[np.ndarray], views: list[SquareView], flip: bool = False) -> list[np.ndarray]:
         """Window probabilities (size, size) of each view, in model pixels."""

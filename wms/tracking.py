@@ -184,6 +184,17 @@ class ModelRegistry:
         self.client.set_registered_model_alias(self.model_name, CHAMPION, target)
         return self._record_champion_move("rollback", target, str(current.version), reason or "rolled back")
 
+    def aliases_by_version(self) -> dict[str, list[str]]:
+        """Version -> its aliases (search results leave aliases out; the registered model lists them)."""
+        try:
+            aliases = self.client.get_registered_model(self.model_name).aliases
+        except MlflowException:
+            return {}
+        by_version: dict[str, list[str]] = {}
+        for alias, version in sorted(aliases.items()):
+            by_version.setdefault(str(version), []).append(alias)
+        return by_version
+
     def champion_history(self) -> list[ChampionEvent]:
         """Every move of `champion`, oldest first."""
         try:

@@ -172,3 +172,4 @@ def test_rollback_returns_to_the_previous_champion_and_the_release_follows(stage
     shown = CliRunner().invoke(main, ["models", "history"])
     assert shown.exit_code == 0, shown.output
     assert f"rollback  champion = version {back_to} (was {newest}): misreads night photos" in shown.output
+    assert f"version {int(back_to):>3}  aliases: champion" in shown.output

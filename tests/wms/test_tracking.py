@@ -106,3 +106,11 @@ def test_a_killed_run_is_resumed_and_files_are_logged(registry, tmp_path):
     assert resumed.run_id == run.run_id
     assert registry.client.get_run(run.run_id).info.status == "FINISHED"
     assert registry.download(uri, tmp_path / "copy").read_bytes() == b"abc"
+
+
+def test_aliases_are_listed_by_version(registry, logged):
+    run_id, uri = logged
+    version = registry.register(uri, run_id, {})
+    registry.promote(version)
+    assert registry.aliases_by_version()[version] == ["challenger", "champion"]
+    assert ModelRegistry(registry.tracking_uri, "no-such-model").aliases_by_version() == {}
