@@ -73,17 +73,21 @@ def peak_tflops(device_name: str) -> float | None:
     return next((peak for name, peak in PEAK_BF16_TFLOPS.items() if name in device_name), None)
 
 
+OVERRIDES = {
+    "encoder": str,
+    "image_size": int,
+    "epochs": int,
+    "batch_size": int,
+    "learning_rate": float,
+    "loss": str,
+    "threads": int,
+    "workers": int,
+}
+"""Settings that a command-line option (--image-size for image_size) changes in the preset."""
+
+
 def settings_from(args: argparse.Namespace) -> TrainSettings:
-    return preset(args.preset).with_overrides(
-        encoder=args.encoder,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        loss=args.loss,
-        threads=args.threads,
-        workers=args.workers,
-    )
+    return preset(args.preset).with_overrides(**{name: getattr(args, name) for name in OVERRIDES})
 
 
 def main() -> None:
@@ -91,17 +95,8 @@ def main() -> None:
     parser.add_argument("data", type=Path, nargs="?")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--splits", type=Path)
-    for name, kind in (
-        ("encoder", str),
-        ("image-size", int),
-        ("epochs", int),
-        ("batch-size", int),
-        ("learning-rate", float),
-        ("loss", str),
-        ("threads", int),
-        ("workers", int),
-    ):
-        parser.add_argument(f"--{name}", type=kind, help="overrides the preset")
+    for name, kind in OVERRIDES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help="overrides the preset")
     parser.add_argument("--checkpoints", type=Path, help="save every epoch here and resume from it")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
