@@ -58,3 +58,12 @@ def test_a_view_outside_the_photo_covers_nothing():
     outside = SquareView(centre_x=-500, centre_y=-500, side=100, size=64)
     assert covered_region(outside, 300, 400) is None
     assert not place_back(np.ones((64, 64), np.float32), outside, 300, 400).any()
+
+
+@pytest.mark.parametrize("shape", [(300, 400), (400, 300), (37, 91)])
+def test_a_whole_view_of_any_shape_goes_back_to_the_photo_size(shape):
+    view = whole_photo_view(*shape, 64)
+    square = render_photo(np.full((*shape, 3), 200, dtype=np.uint8), view)
+    assert square.shape == (64, 64, 3) and square[32, 32].tolist() == [200, 200, 200]
+    placed = place_back(np.ones((64, 64), dtype=np.float32), view, *shape)
+    assert placed.shape == shape and placed[shape[0] // 2, shape[1] // 2] == pytest.approx(1.0)

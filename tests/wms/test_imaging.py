@@ -6,15 +6,11 @@ from PIL import Image
 
 from wms.imaging import (
     EXIF_ORIENTATION_TAG,
-    Letterbox,
     UnreadableImageError,
     bounding_box,
-    letterbox_image,
-    letterbox_mask,
     mask_to_png,
     read_mask,
     read_photo,
-    restore_probabilities,
 )
 
 
@@ -43,27 +39,6 @@ def test_read_mask_thresholds_jpeg_noise_at_127():
 def test_unreadable_bytes_raise_a_clear_error():
     with pytest.raises(UnreadableImageError, match="cannot decode image"):
         read_photo(b"definitely not an image")
-
-
-@pytest.mark.parametrize("shape", [(300, 400), (400, 300), (37, 91)])
-def test_letterbox_keeps_aspect_ratio_and_restores_the_photo_size(shape):
-    photo = np.full((*shape, 3), 200, dtype=np.uint8)
-    square, box = letterbox_image(photo, 64)
-    assert square.shape == (64, 64, 3)
-    assert max(box.inner_height, box.inner_width) == 64
-    assert square[: box.inner_height, : box.inner_width].min() == 200
-    restored = restore_probabilities(np.ones((64, 64), dtype=np.float32), box)
-    assert restored.shape == shape
-
-
-def test_letterbox_mask_lines_up_with_its_photo():
-    mask = np.zeros((300, 400), dtype=bool)
-    mask[100:150, 200:300] = True
-    squared = letterbox_mask(mask, 100)
-    box = Letterbox(300, 400, 100)
-    assert squared.shape == (100, 100)
-    assert not squared[box.inner_height :].any()
-    assert squared[25:37, 50:75].all()
 
 
 def test_mask_png_holds_only_0_and_255():
