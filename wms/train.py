@@ -240,8 +240,8 @@ def evaluate_samples(model: torch.nn.Module, samples: list[Sample], image_size: 
     accumulator = ScoreAccumulator.empty()
     for start in range(0, len(samples), 16):
         chunk = samples[start : start + 16]
-        for probabilities, sample in zip(segmenter.probabilities_batch([s.photo for s in chunk]), chunk, strict=True):
-            accumulator.add(probabilities > segmenter.threshold, sample.mask)
+        for (_, mask), sample in zip(segmenter.masks_batch([s.photo for s in chunk]), chunk, strict=True):
+            accumulator.add(mask, sample.mask)
     return accumulator.scores()
 
 
