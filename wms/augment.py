@@ -2,7 +2,8 @@
 
 Each training sample is a random square view (wms.geometry): either the whole photo, moved, scaled and turned a
 little, or a zoom onto the digit window with a random margin and offset, the view the second look of inference
-takes. The photometric changes (brightness, contrast, saturation, blur, JPEG noise) touch the photo only.
+takes; a fifth of the views also get a quarter, half or three-quarter turn.
+The photometric changes (brightness, contrast, saturation, blur, JPEG noise) touch the photo only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class AugmentSettings:
     whole_scale: tuple[float, float] = (0.85, 1.25)
     """Range of the whole-photo view's side over the photo's long side."""
     max_angle: float = 12.0
+    quarter_turn_probability: float = 0.2
+    """Share of views also turned by 90, 180 or 270 degrees: some meters are photographed on their side."""
     flip_probability: float = 0.5
     colour: float = 0.3
     """Largest relative change of brightness, contrast and saturation."""
@@ -59,8 +62,13 @@ def random_view(
         centre_y=base.centre_y + float(shift_y),
         side=base.side,
         size=size,
-        angle=float(rng.uniform(-settings.max_angle, settings.max_angle)),
+        angle=float(rng.uniform(-settings.max_angle, settings.max_angle)) + quarter_turn(rng, settings),
     )
+
+
+def quarter_turn(rng: np.random.Generator, settings: AugmentSettings) -> float:
+    """0 degrees, or with `quarter_turn_probability` one of 90, 180 and 270."""
+    return 90.0 * int(rng.integers(1, 4)) if rng.random() < settings.quarter_turn_probability else 0.0
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator, settings: AugmentSettings) -> np.ndarray:

@@ -40,6 +40,7 @@ class TrainSettings:
     average_decay: float = 0.99
     patience: int = 0
     zoom_probability: float = 0.5
+    quarter_turn_probability: float = 0.2
     seed: int = 0
     threads: int = 2
     workers: int = 0
@@ -120,7 +121,9 @@ def train(
     seed_everything(settings.seed)
     torch.set_num_threads(settings.threads)
     samples = {name: [load_sample(pair, max_side=4 * settings.image_size) for pair in splits[name]] for name in ("train", "val")}
-    augment = AugmentSettings(zoom_probability=settings.zoom_probability)
+    augment = AugmentSettings(
+        zoom_probability=settings.zoom_probability, quarter_turn_probability=settings.quarter_turn_probability
+    )
     dataset = MeterDataset(samples["train"], settings.image_size, augment, settings.seed)
     trainable = _Trainable.create(settings, steps=settings.epochs * len(_loader(dataset, settings, epoch=0)))
     params = settings.as_params()

@@ -47,3 +47,16 @@ def test_photometric_noise_keeps_the_shape_and_changes_the_pixels():
     changed = photometric(image, np.random.default_rng(1), strong)
     assert changed.shape == image.shape and changed.dtype == np.uint8
     assert not np.array_equal(changed, image)
+
+
+def test_quarter_turns_show_the_window_on_its_side():
+    photo, mask = _photo_with_window()  # the window is 160 wide and 30 high
+    turned = AugmentSettings(quarter_turn_probability=1.0, max_angle=0.0, shift=0.0, colour=0.0, blur_probability=0.0)
+    angles = set()
+    for seed in range(12):
+        angle = random_view(300, 400, bounding_box(mask), 96, np.random.default_rng(seed), turned).angle
+        _, target = augmented_view(photo, mask, bounding_box(mask), 96, np.random.default_rng(seed), turned)
+        x_min, y_min, x_max, y_max = bounding_box(target)
+        assert (y_max - y_min > x_max - x_min) == (angle in (90.0, 270.0))
+        angles.add(angle)
+    assert angles == {90.0, 180.0, 270.0}
