@@ -33,6 +33,10 @@ class SquareView:
         """Photo pixels per model pixel."""
         return self.side / self.size
 
+    def scaled(self, factor: float) -> SquareView:
+        """The same view in a copy of the photo `factor` times larger."""
+        return SquareView(self.centre_x * factor, self.centre_y * factor, self.side * factor, self.size, self.angle)
+
     def to_photo(self) -> tuple[float, ...]:
         """PIL affine coefficients mapping a model pixel (u, v) to the photo pixel it samples."""
         cos, sin = math.cos(math.radians(self.angle)), math.sin(math.radians(self.angle))

@@ -11,8 +11,8 @@ from pathlib import Path
 from wms.torchserve import SERVING_DIR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-HANDLER_MODULES = ("__init__.py", "imaging.py")
-"""The parts of the wms package that the handler imports (numpy and Pillow only)."""
+HANDLER_MODULES = ("__init__.py", "imaging.py", "geometry.py", "predict.py", "uploads.py", "service_metrics.py")
+"""The parts of the wms package that the handler imports (numpy, Pillow, SciPy and prometheus-client; no torch)."""
 
 
 class ImageBuildError(RuntimeError):

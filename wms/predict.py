@@ -39,35 +39,50 @@ class Segmenter:
     cleanup: str = "largest"
     """'largest': keep the largest region, holes filled; 'convex': its convex hull; 'none': the raw threshold."""
 
-    def probabilities_batch(self, photos: list[np.ndarray]) -> list[np.ndarray]:
-        """Probability maps (H, W) of a batch of photos: one batch for the first look, one for the zoomed look."""
+    max_side: int = 0
+    """Photos with a longer side are shrunk to it before looking (0: four times image_size, the resolution training
+    reads); the probabilities and masks still come back at the photo's own size."""
+
+    @property
+    def longest_side(self) -> int:
+        return self.max_side or 4 * self.image_size
+
+    def probabilities_batch(self, photos: list[np.ndarray], sizes: list[tuple[int, int]] | None = None) -> list[np.ndarray]:
+        """Probability maps of a batch of photos: one model batch for the first look, one for the zoomed look.
+
+        Each map is (H, W) of its photo, or of `sizes` (height, width) when the photos were decoded smaller.
+        """
         if not photos:
             return []
-        views = [whole_photo_view(*photo.shape[:2], self.image_size) for photo in photos]
-        first = self._look(photos, views)
-        if not self.refine:
-            return [place_back(p, view, *photo.shape[:2]) for p, view, photo in zip(first, views, photos, strict=True)]
-        boxes = [largest_region_box(probabilities > self.threshold) for probabilities in first]
-        windows = [
-            photo_box(box, view, *photo.shape[:2]) if box else None for box, view, photo in zip(boxes, views, photos, strict=True)
-        ]
-        found = [index for index, window in enumerate(windows) if window is not None]
-        zoom_views = {index: view_around_box(windows[index], self.image_size) for index in found}
-        zoomed_looks = self._look([photos[i] for i in found], [zoom_views[i] for i in found], flip=self.flip_zoomed)
-        zoomed = dict(zip(found, zoomed_looks, strict=True))
+        sizes = sizes or [photo.shape[:2] for photo in photos]
+        smalls = [shrink(photo, self.longest_side) for photo in photos]
+        views = [whole_photo_view(*small.shape[:2], self.image_size) for small in smalls]
+        first = self._look(smalls, views)
+        chosen = dict(enumerate(views))
+        looks = dict(enumerate(first))
+        if self.refine:
+            boxes = [largest_region_box(probabilities > self.threshold) for probabilities in first]
+            windows = {index: photo_box(box, views[index], *smalls[index].shape[:2]) for index, box in enumerate(boxes) if box}
+            zoom_views = {index: view_around_box(window, self.image_size) for index, window in windows.items() if window}
+            zoomed = self._look([smalls[i] for i in zoom_views], list(zoom_views.values()), flip=self.flip_zoomed)
+            chosen.update(zoom_views)
+            looks.update(zip(zoom_views, zoomed, strict=True))
         return [
-            place_back(zoomed[i], zoom_views[i], *photo.shape[:2])
-            if i in zoomed
-            else place_back(first[i], views[i], *photo.shape[:2])
-            for i, photo in enumerate(photos)
+            place_back(looks[i], chosen[i].scaled(max(size) / max(small.shape[:2])), *size)
+            for i, (small, size) in enumerate(zip(smalls, sizes, strict=True))
         ]
 
     def probabilities(self, photo: np.ndarray) -> np.ndarray:
         return self.probabilities_batch([photo])[0]
 
-    def masks_batch(self, photos: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(probabilities, cleaned bool mask) of each photo."""
-        return [(probabilities, self.clean(probabilities > self.threshold)) for probabilities in self.probabilities_batch(photos)]
+    def masks_batch(
+        self, photos: list[np.ndarray], sizes: list[tuple[int, int]] | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(probabilities, cleaned bool mask) of each photo, at its size or at `sizes` as probabilities_batch."""
+        return [
+            (probabilities, self.clean(probabilities > self.threshold))
+            for probabilities in self.probabilities_batch(photos, sizes)
+        ]
 
     def mask(self, photo: np.ndarray) -> np.ndarray:
         return self.masks_batch([photo])[0][1]
@@ -93,6 +108,16 @@ class Segmenter:
         logits = self.backend(normalize(np.concatenate([squares, squares[:, :, ::-1]])))
         count = len(photos)
         return [(sigmoid(logits[i, 0]) + sigmoid(logits[count + i, 0, :, ::-1])) / 2 for i in range(count)]
+
+
+def shrink(photo: np.ndarray, longest_side: int) -> np.ndarray:
+    """The photo with its long side at most `longest_side`, anti-aliased."""
+    height, width = photo.shape[:2]
+    if max(height, width) <= longest_side:
+        return photo
+    scale = longest_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR))
 
 
 def largest_region(mask: np.ndarray) -> np.ndarray:
@@ -122,6 +147,21 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
     outline = Image.new("L", (mask.shape[1], mask.shape[0]), 0)
     ImageDraw.Draw(outline).polygon([tuple(point) for point in points[hull.vertices]], fill=1, outline=1)
     return np.asarray(outline, dtype=bool)
+
+
+def window_polygon(mask: np.ndarray) -> list[list[int]]:
+    """The outline of the window as the convex polygon [[x, y], ...] (clockwise in image pixels) around its pixels."""
+    box = bounding_box(mask)
+    if box is None:
+        return []
+    x_min, y_min, x_max, y_max = box
+    rows, cols = np.nonzero(mask[y_min : y_max + 1, x_min : x_max + 1])
+    corners = np.concatenate([np.column_stack([cols + dx, rows + dy]) for dx in (0, 1) for dy in (0, 1)]).astype(np.float64)
+    try:
+        hull = ConvexHull(corners)
+    except QhullError:  # all on one line: the box is the outline
+        return [[x_min, y_min], [x_max + 1, y_min], [x_max + 1, y_max + 1], [x_min, y_max + 1]]
+    return [[int(x) + x_min, int(y) + y_min] for x, y in corners[hull.vertices]]
 
 
 class TorchBackend:

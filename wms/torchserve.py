@@ -20,16 +20,39 @@ from pathlib import Path
 
 SERVING_DIR = Path(__file__).resolve().parent.parent / "serving"
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+"""Phone photos reach 8-12 MB as JPEG (a 48-megapixel HEIF turned JPEG is the largest seen), and TorchServe's
+default of 6.5 MB turns some away; 16 MiB takes them all while a body can still decode to at most the handler's
+pixel limit (wms.uploads.PhotoLimits)."""
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """TorchServe's dynamic batching for the model, written into the archive's model-config.yaml."""
+
+    batch_size: int = 8
+    """Most requests handed to one handler call."""
+    max_batch_delay_ms: int = 10
+    """Longest wait for a batch to fill: a lone request waits this much at most."""
+    response_timeout_s: int = 120
+
+    def model_config(self) -> str:
+        return (
+            f"batchSize: {self.batch_size}\n"
+            f"maxBatchDelay: {self.max_batch_delay_ms}\n"
+            f"responseTimeout: {self.response_timeout_s}\n"
+        )
 
 
 class TorchServeError(RuntimeError):
     """TorchServe refused a command or did not become ready; the message says what it answered."""
 
 
-def build_archive(onnx_path: Path, model_name: str, version: str, store: Path) -> Path:
-    """Pack the ONNX model and the handler into store/<model_name>-v<version>.mar."""
+def build_archive(onnx_path: Path, model_name: str, version: str, store: Path, batching: BatchSettings = BatchSettings()) -> Path:
+    """Pack the ONNX model, the handler and the batching settings into store/<model_name>-v<version>.mar."""
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch) / "model-config.yaml"
+        config.write_text(batching.model_config())
         _run(
             [
                 str(Path(sys.executable).with_name("torch-model-archiver")),
@@ -41,6 +64,8 @@ def build_archive(onnx_path: Path, model_name: str, version: str, store: Path) -
                 str(onnx_path),
                 "--handler",
                 str(SERVING_DIR / "handler.py"),
+                "--config-file",
+                str(config),
                 "--export-path",
                 scratch,
                 "--force",
@@ -62,6 +87,9 @@ class LocalTorchServe:
     grpc_inference_port: int = 7070
     grpc_management_port: int = 7071
     workers: int = 1
+    handler_metrics_port: int = 8083
+    api_key_file: Path | None = None
+    """A file holding the bearer token that clients must send; None asks for none (loopback only)."""
     start_timeout_s: float = 120.0
 
     @property
@@ -73,11 +101,23 @@ class LocalTorchServe:
         return f"http://{self.host}:{self.inference_port}"
 
     @property
+    def handler_metrics_url(self) -> str:
+        return f"http://{self.host}:{self.handler_metrics_port}/metrics"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    @property
     def management_url(self) -> str:
         return f"http://{self.host}:{self.management_port}"
 
     def write_config(self) -> Path:
-        """config.properties for local use: loopback only, no token (nothing leaves this machine), metrics for Prometheus."""
+        """config.properties for local use: loopback only, metrics for Prometheus.
+
+        TorchServe's own token authorization stays off: its keys are random, expire within hours and cannot come
+        from a secret, so the handler checks a bearer token of ours instead (api_key_file).
+        """
         config = self.home / "config.properties"
         config.write_text(
             "\n".join(
@@ -116,6 +156,8 @@ class LocalTorchServe:
         """Start TorchServe in the background serving this archive; return once the model answers /ping."""
         self.model_store.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
+        shutil.rmtree(self._metrics_dir, ignore_errors=True)  # the workers' metric files of an earlier run
+        self._metrics_dir.mkdir(parents=True)
         command = [
             str(Path(sys.executable).with_name("torchserve")),
             "--start",
@@ -141,12 +183,24 @@ class LocalTorchServe:
     def _env(self) -> dict[str, str]:
         tmp = self.home / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
+        handler = {
+            "WMS_WORKERS_PER_MODEL": str(self.workers),
+            "WMS_HANDLER_METRICS_PORT": str(self.handler_metrics_port),
+            "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir),
+            **({"WMS_API_KEY_FILE": str(self.api_key_file)} if self.api_key_file else {}),
+        }
+        inherited = {key: value for key, value in os.environ.items() if key != "WMS_API_KEY_FILE"}
         return {
-            **os.environ,
+            **inherited,
+            **handler,
             "TMPDIR": str(tmp),
             "LOG_LOCATION": str(self.home / "logs"),
             "METRICS_LOCATION": str(self.home / "logs"),
         }
+
+    @property
+    def _metrics_dir(self) -> Path:
+        return self.home / "handler-metrics"
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -229,11 +283,11 @@ class LocalTorchServe:
             time.sleep(0.5)
 
     def predict(self, model_name: str, body: bytes, timeout: float = 60.0) -> dict:
+        headers = {"Content-Type": "application/octet-stream"}  # urllib's default (a form) makes TorchServe answer 500
+        if self.api_key_file:
+            headers["Authorization"] = f"Bearer {self.api_key_file.read_text().strip()}"
         request = urllib.request.Request(
-            f"{self.inference_url}/predictions/{model_name}",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/octet-stream"},  # urllib's default (a form) makes TorchServe answer 500
+            f"{self.inference_url}/predictions/{model_name}", data=body, method="POST", headers=headers
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)

@@ -163,6 +163,7 @@ class LocalModelServer(dg.ConfigurableResource):
     grpc_inference_port: int = Field(default=7070, description="gRPC inference port (loopback; TorchServe always opens it).")
     grpc_management_port: int = Field(default=7071, description="gRPC management port (loopback).")
     workers: int = Field(default=1, description="Workers per model (one per model on 2 cores).")
+    handler_metrics_port: int = Field(default=8083, description="Port of the handler's own Prometheus metrics.")
 
     def server(self) -> LocalTorchServe:
         return LocalTorchServe(
@@ -175,6 +176,7 @@ class LocalModelServer(dg.ConfigurableResource):
             grpc_inference_port=self.grpc_inference_port,
             grpc_management_port=self.grpc_management_port,
             workers=self.workers,
+            handler_metrics_port=self.handler_metrics_port,
         )
 
 

@@ -12,60 +12,142 @@ from serving import handler
 from wms.export import export_onnx
 from wms.model import build_unet
 
+RAW = {"content-type": "image/jpeg"}
+
 
 class FakeContext:
-    def __init__(self, model_dir):
+    """What the handler uses of TorchServe's Context: properties, manifest, request headers, response statuses."""
+
+    def __init__(self, model_dir, headers=None):
         self.system_properties = {"model_dir": str(model_dir)}
         self.manifest = {"model": {"serializedFile": "model.onnx", "modelName": "wms-unet", "modelVersion": "3"}}
+        self.headers = headers or []
         self.statuses = {}
+
+    def get_all_request_header(self, idx):
+        return self.headers[idx] if idx < len(self.headers) else dict(RAW)
 
     def set_response_status(self, code, phrase, idx=0):
         self.statuses[idx] = (code, phrase)
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model-dir")
     export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def service(model_dir):
     segmenter = handler.WindowSegmenter()
-    segmenter.initialize(FakeContext(folder))
-    return segmenter, folder
+    segmenter.initialize(FakeContext(model_dir), handler.HandlerSettings())
+    return segmenter
 
 
-def test_a_photo_gets_a_mask_its_own_size_and_the_model_version(service, synthetic_root):
-    segmenter, folder = service
-    path = sorted((synthetic_root / "images").iterdir())[0]
-    context = FakeContext(folder)
-    [answer] = segmenter.handle([{"body": bytearray(path.read_bytes())}], context)
+@pytest.fixture(scope="module")
+def photo(synthetic_root):
+    return sorted((synthetic_root / "images").iterdir())[0].read_bytes()
+
+
+def test_a_photo_gets_a_mask_its_own_size_polygon_and_the_model_version(service, model_dir, photo):
+    context = FakeContext(model_dir)
+    [answer] = service.handle([{"body": bytearray(photo)}], context)
     mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["mask_png_base64"]))))
-    assert (answer["height"], answer["width"]) == mask.shape
+    assert (answer["height"], answer["width"]) == mask.shape == Image.open(io.BytesIO(photo)).size[::-1]
     assert answer["model"] == "wms-unet" and answer["model_version"] == "3"
     assert 0.0 <= answer["confidence"] <= 1.0
+    assert isinstance(answer["polygon"], list) and (answer["bbox"] is None) == (answer["polygon"] == [])
     assert context.statuses == {}
 
 
-def test_a_bad_item_fails_alone(service, synthetic_root):
-    segmenter, folder = service
-    good = sorted((synthetic_root / "images").iterdir())[1].read_bytes()
-    context = FakeContext(folder)
-    answers = segmenter.handle([{"data": b"garbage"}, {"body": good}, {"body": b""}], context)
-    assert "not a readable image" in answers[0]["error"]
+def test_a_bad_item_fails_alone(service, model_dir, photo):
+    context = FakeContext(model_dir)
+    answers = service.handle([{"data": b"garbage"}, {"body": photo}, {"body": b""}], context)
+    assert answers[0]["cause"] == "not_an_image" and "JPEG, PNG, WebP or BMP" in answers[0]["error"]
     assert "mask_png_base64" in answers[1]
-    assert "no body" in answers[2]["error"]
-    assert set(context.statuses) == {0, 2}
-    assert context.statuses[0][0] == 400
+    assert answers[2]["cause"] == "empty_body"
+    assert {index: status for index, (status, _) in context.statuses.items()} == {0: 400, 2: 400}
 
 
-def test_module_entry_point_initializes_then_serves(service, synthetic_root, tmp_path):
-    _, folder = service
-    shutil.copytree(folder, tmp_path / "m")
+@pytest.mark.parametrize(
+    ("request_", "headers", "cause", "status"),
+    [
+        ({"a": b"1", "b": b"2"}, {"content-type": "multipart/form-data; boundary=x"}, "several_files", 400),
+        ({"body": "some text"}, {"content-type": "text/plain"}, "wrong_content_type", 415),
+        ({"body": {"photo": 1}}, {"content-type": "application/json"}, "wrong_content_type", 415),
+        ({"a": "b", "c": "d"}, {"content-type": "application/x-www-form-urlencoded"}, "wrong_content_type", 415),
+        ({"body": b"\xff\xd8"}, {"content-type": "application/pdf"}, "wrong_content_type", 415),
+    ],
+    ids=["two-files", "text", "json", "form", "pdf"],
+)
+def test_requests_that_do_not_carry_one_photo_are_refused(service, model_dir, request_, headers, cause, status):
+    context = FakeContext(model_dir, [headers])
+    [answer] = service.handle([request_], context)
+    assert answer["cause"] == cause
+    assert context.statuses[0][0] == status
+
+
+def test_a_multipart_file_is_read_like_a_raw_body(service, model_dir, photo):
+    headers = {"content-type": "multipart/form-data; boundary=x", "data": {"content-type": "application/octet-stream"}}
+    context = FakeContext(model_dir, [headers])
+    [answer] = service.handle([{"data": bytearray(photo)}], context)
+    assert "mask_png_base64" in answer and context.statuses == {}
+
+
+def test_with_a_key_only_the_right_bearer_token_passes(model_dir, photo, tmp_path):
+    (tmp_path / "key").write_text("s3cret\n")
+    guarded = handler.WindowSegmenter()
+    settings = handler.HandlerSettings.from_environment({"WMS_API_KEY_FILE": str(tmp_path / "key")})
+    guarded.initialize(FakeContext(model_dir), settings)
+    right, wrong = {**RAW, "authorization": "Bearer s3cret"}, {**RAW, "Authorization": "Bearer guess"}
+    context = FakeContext(model_dir, [right, wrong, dict(RAW)])
+    answers = guarded.handle([{"body": photo}] * 3, context)
+    assert "mask_png_base64" in answers[0]
+    assert [answers[1]["cause"], answers[2]["cause"]] == ["unauthorized", "unauthorized"]
+    assert {context.statuses[1][0], context.statuses[2][0]} == {401}
+
+
+def test_a_key_file_that_is_missing_or_empty_stops_the_worker(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        handler.HandlerSettings.from_environment({"WMS_API_KEY_FILE": str(tmp_path / "absent")})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="empty"):
+        handler.HandlerSettings.from_environment({"WMS_API_KEY_FILE": str(tmp_path / "empty")})
+
+
+def test_metrics_count_outcomes_and_time_the_stages(model_dir, photo):
+    service = handler.WindowSegmenter()
+    service.initialize(FakeContext(model_dir), handler.HandlerSettings())
+    service.handle([{"body": photo}, {"body": b"x"}], FakeContext(model_dir))
+    sample = service.metrics.registry.get_sample_value
+    labels = {"model": "wms-unet", "model_version": "3"}
+    assert sample("wms_requests_total", {**labels, "outcome": "ok"}) == 1
+    assert sample("wms_requests_total", {**labels, "outcome": "not_an_image"}) == 1
+    assert sample("wms_batch_size_sum", labels) == 2
+    for stage in ("preprocess", "inference", "postprocess"):
+        assert sample("wms_stage_seconds_count", {**labels, "stage": stage}) == 1
+    assert sample("wms_request_seconds_count", labels) == 2
+    assert sample("wms_input_brightness_count", labels) == 1
+    assert sample("wms_window_fraction_count", labels) == 1
+
+
+def test_module_entry_point_initializes_then_serves(model_dir, photo, tmp_path):
+    shutil.copytree(model_dir, tmp_path / "m")
     context = FakeContext(tmp_path / "m")
     assert handler.handle(None, context) is None
-    [answer] = handler.handle([{"body": sorted((synthetic_root / "images").iterdir())[0].read_bytes()}], context)
+    [answer] = handler.handle([{"body": photo}], context)
     assert answer["model_version"] == "3"
 
 
-def test_threads_follow_the_cpu_affinity():
+def test_threads_share_the_cpu_quota_between_workers(monkeypatch, tmp_path):
     import os
 
-    assert handler.cpu_quota() == len(os.sched_getaffinity(0))
+    assert handler.cpu_quota() <= len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert handler._cgroup_cpu_limit(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert handler._cgroup_cpu_limit(tmp_path) is None
+    monkeypatch.setattr(handler, "cpu_quota", lambda: 8)
+    assert handler.HandlerSettings(workers_per_model=3).intra_op_threads == 2
+    assert handler.HandlerSettings(workers_per_model=16).intra_op_threads == 1

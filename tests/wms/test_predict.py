@@ -70,3 +70,25 @@ def test_convex_hull_fills_a_notched_quadrilateral():
     hull = convex_hull(mask)
     assert hull[10:15, 15:25].all()
     assert hull.sum() == pytest.approx(20 * 30, rel=0.05)
+
+
+def test_a_large_photo_is_looked_at_shrunk_and_answered_at_full_size():
+    photo = np.full((3000, 4000, 3), 40, dtype=np.uint8)
+    photo[1250:1450, 1500:2600] = 255
+    window = photo[..., 0] == 255
+    segmenter = Segmenter(bright_backend(), image_size=64)
+    assert segmenter.longest_side == 256
+    mask = segmenter.mask(photo)
+    assert mask.shape == window.shape
+    unshrunk = Segmenter(bright_backend(), image_size=64, max_side=4000).mask(photo)
+    assert iou(mask, window) > 0.9
+    assert abs(iou(mask, window) - iou(unshrunk, window)) < 0.02  # the zoomed look sees 64 pixels either way
+
+
+def test_the_polygon_of_a_rectangle_is_its_four_corners():
+    from wms.predict import window_polygon
+
+    mask = np.zeros((50, 80), dtype=bool)
+    mask[10:20, 30:60] = True
+    assert sorted(map(tuple, window_polygon(mask))) == [(30, 10), (30, 20), (60, 10), (60, 20)]
+    assert window_polygon(np.zeros((5, 5), dtype=bool)) == []

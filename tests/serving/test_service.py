@@ -1,0 +1,200 @@
+"""The handler inside a real TorchServe: broken requests, unusual photos, a fuzz run, metrics and the token."""
+
+import http.client
+import json
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import free_port
+from tests.photos import encode, mutations, png_header_only
+from wms.export import export_onnx
+from wms.model import build_unet
+from wms.torchserve import MAX_REQUEST_BYTES, LocalTorchServe, build_archive
+
+pytestmark = pytest.mark.integration
+
+MODEL = "tiny"
+TOKEN = "integration-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("service")
+    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
+    (folder / "key").write_text(TOKEN + "\n")
+    served = LocalTorchServe(
+        home=folder / "home",
+        inference_port=free_port(),
+        management_port=free_port(),
+        metrics_port=free_port(),
+        worker_port=free_port(),
+        grpc_inference_port=free_port(),
+        grpc_management_port=free_port(),
+        handler_metrics_port=free_port(),
+        api_key_file=folder / "key",
+    )
+    archive = build_archive(onnx_path, MODEL, "1", served.model_store)
+    served.start(archive)
+    yield served
+    served.stop()
+
+
+def post(server: LocalTorchServe, body: bytes, content_type: str = "image/jpeg", token: str | None = TOKEN):
+    """(status, parsed JSON or None) of one POST /predictions/<model>."""
+    connection = http.client.HTTPConnection(server.host, server.inference_port, timeout=60)
+    headers = {"Content-Type": content_type, **({"Authorization": f"Bearer {token}"} if token else {})}
+    try:
+        connection.request("POST", f"/predictions/{MODEL}", body=body, headers=headers)
+        response = connection.getresponse()
+    except ConnectionResetError:  # TorchServe may close the socket once it has answered an oversized body
+        response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    try:
+        return response.status, json.loads(payload)
+    except ValueError:
+        return response.status, None
+
+
+GOOD = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)), "JPEG")
+
+
+def assert_still_serving(server):
+    status, answer = post(server, GOOD)
+    assert status == 200 and "mask_png_base64" in answer
+
+
+def workers(server):
+    with urllib.request.urlopen(f"{server.management_url}/models/{MODEL}") as response:
+        return [(worker["pid"], worker["status"]) for worker in json.load(response)[0]["workers"]]
+
+
+BROKEN = {
+    "empty body": (b"", "image/jpeg", 400, "empty_body"),
+    "not an image": (b"hello, this is text", "application/octet-stream", 400, "not_an_image"),
+    "random bytes": (np.random.default_rng(1).bytes(20000), "application/octet-stream", 400, "not_an_image"),
+    "truncated JPEG": (GOOD[: len(GOOD) // 2], "image/jpeg", 400, "undecodable"),
+    "0x0 image": (png_header_only(0, 0), "image/png", 400, "not_an_image"),
+    "1x1 image": (encode(Image.new("RGB", (1, 1)), "PNG"), "image/png", 400, "too_small"),
+    "20000x20000 bomb": (encode(Image.new("L", (20000, 20000)), "PNG"), "image/png", 413, "too_many_pixels"),
+    "text content type": (b"a photo, honestly", "text/plain", 415, "wrong_content_type"),
+    "JSON content type": (b'{"photo": "x"}', "application/json", 415, "wrong_content_type"),
+    "form content type": (b"photo=x", "application/x-www-form-urlencoded", 415, "wrong_content_type"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_broken_request_gets_a_4xx_json_error_and_the_worker_survives(server, case):
+    body, content_type, status, cause = BROKEN[case]
+    before = workers(server)
+    got, answer = post(server, body, content_type)
+    assert (got, answer["cause"]) == (status, cause)
+    assert answer["error"] and answer["model"] == MODEL and answer["model_version"] == "1"
+    assert_still_serving(server)
+    assert workers(server) == before
+
+
+def test_several_files_in_one_request_are_refused(server):
+    boundary = "wms-boundary"
+    parts = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n".encode()
+        + GOOD
+        + b"\r\n"
+        for name in ("first", "second")
+    )
+    status, answer = post(server, parts + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}")
+    assert (status, answer["cause"]) == (400, "several_files")
+    assert_still_serving(server)
+
+
+def test_a_body_over_the_size_limit_is_refused_before_the_handler(server):
+    status, _ = post(server, b"\xff" * (MAX_REQUEST_BYTES + 1024))
+    assert status == 413  # TorchServe's frontend answers, with an empty body (see README: serving limits)
+    assert_still_serving(server)
+
+
+def test_without_the_token_nothing_is_served(server):
+    for token in (None, "wrong"):
+        status, answer = post(server, GOOD, token=token)
+        assert (status, answer["cause"]) == (401, "unauthorized")
+
+
+UNUSUAL = {
+    "PNG with alpha": (Image.new("RGBA", (200, 150), (10, 20, 30, 128)), "PNG"),
+    "grayscale": (Image.new("L", (200, 150), 90), "JPEG"),
+    "CMYK JPEG": (Image.new("CMYK", (200, 150), (0, 80, 160, 20)), "JPEG"),
+    "16-bit PNG": (Image.fromarray(np.full((150, 200), 40000, dtype=np.uint16)), "PNG"),
+    "palette": (Image.new("RGB", (200, 150), (200, 10, 10)).convert("P"), "PNG"),
+    "WebP": (Image.new("RGB", (200, 150), (90, 90, 90)), "WEBP"),
+    "BMP": (Image.new("RGB", (200, 150), (1, 2, 3)), "BMP"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNUSUAL))
+def test_unusual_but_valid_photos_are_served(server, case):
+    image, fmt = UNUSUAL[case]
+    status, answer = post(server, encode(image, fmt), f"image/{fmt.lower()}")
+    assert status == 200
+    assert (answer["width"], answer["height"]) == (200, 150)
+
+
+def resident_megabytes(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+
+
+@pytest.mark.slow
+def test_fuzzed_photos_never_get_a_5xx_nor_restart_the_worker_nor_grow_its_memory(server):
+    for _ in range(20):  # warm up: allocator pools and caches reach their working size
+        assert_still_serving(server)
+    [(pid, _)] = workers(server)
+    memory_before = resident_megabytes(pid)
+    deadline = time.monotonic() + 240
+    statuses = []
+    for body in mutations(seed=11, count=300):
+        status, answer = post(server, body, "application/octet-stream")
+        assert status < 500, (status, answer)
+        statuses.append(status)
+        assert time.monotonic() < deadline, "the fuzz run is bounded in time"
+    assert_still_serving(server)
+    assert workers(server) == [(pid, "READY")]
+    grown = resident_megabytes(pid) - memory_before
+    assert grown < 50, f"the worker grew by {grown:.0f} MB over {len(statuses)} requests"
+    assert {200, 400} <= set(statuses)  # the mutations reach both sides of the decoder
+
+
+def scrape(url: str) -> dict[str, float]:
+    """{'name{labels}': value} of a Prometheus text page."""
+    with urllib.request.urlopen(url) as response:
+        lines = response.read().decode().splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line and not line.startswith("#")}
+
+
+def family_total(samples: dict[str, float], name: str) -> float:
+    return sum(value for key, value in samples.items() if key.split("{")[0] == name)
+
+
+def test_metrics_exist_and_move(server):
+    before = scrape(server.handler_metrics_url)
+    post(server, GOOD)
+    post(server, b"nonsense", "application/octet-stream")
+    after = scrape(server.handler_metrics_url)
+    for family in (
+        "wms_request_seconds_count",
+        "wms_input_megapixels_count",
+        "wms_input_brightness_count",
+        "wms_window_fraction_count",
+        "wms_confidence_count",
+    ):
+        assert family_total(after, family) > family_total(before, family), family
+    assert family_total(after, "wms_stage_seconds_count") >= family_total(before, "wms_stage_seconds_count") + 3
+    assert family_total(after, "wms_batch_size_count") > family_total(before, "wms_batch_size_count")
+    errors = [key for key in after if key.startswith("wms_requests_total") and 'outcome="not_an_image"' in key]
+    assert errors and after[errors[0]] > before.get(errors[0], 0)
+    frontend = scrape(server.metrics_url)
+    assert family_total(frontend, "ts_inference_requests_total") > 0
