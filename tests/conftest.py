@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -27,6 +28,23 @@ def real_data() -> Path:
     if not (REAL_DATA / "images").is_dir():
         pytest.skip(f"the real Water Meters photos are not at {REAL_DATA}")
     return REAL_DATA
+
+
+def free_port_block(count: int, attempts: int = 50) -> int:
+    """The first of `count` consecutive free ports on 127.0.0.1."""
+    for _ in range(attempts):
+        first = free_port()
+        if first + count > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + count):
+                    probe = held.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 def free_port() -> int:

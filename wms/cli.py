@@ -106,7 +106,7 @@ def models_history() -> None:
 def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:
     from wms.torchserve import LocalTorchServe
 
-    server = LocalTorchServe(home=layout.torchserve_home)
+    server = LocalTorchServe.of_home(layout.torchserve_home)
     prediction = server.predict(MODEL_NAME, Path(sample_photo).read_bytes())
     prediction["mask_png_base64"] = f"<{len(prediction['mask_png_base64'])} base64 characters>"
     venv_bin = Path(sys.executable).parent
@@ -160,12 +160,36 @@ def serve() -> None:
     """The local TorchServe."""
 
 
+@serve.command("start")
+@click.option(
+    "--model",
+    "model_ref",
+    required=True,
+    help="'champion', an MLflow URI (models:/<name>@<alias> or models:/<name>/<n>) or a path to an exported .onnx model.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Inference port (127.0.0.1).")
+def serve_start(model_ref: str, port: int) -> None:
+    """Serve MODEL with TorchServe in the background on 127.0.0.1 and print the inference URL once it answers."""
+    from wms.local_serving import resolve_servable, serve_model
+    from wms.torchserve import LocalTorchServe, TorchServeError
+
+    layout = _prepare_state()
+    try:
+        model = resolve_servable(model_ref, layout)
+        url = serve_model(model, LocalTorchServe.on_port(layout.torchserve_home, port))
+    except (LookupError, RuntimeError, TorchServeError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    click.echo(f"serving {MODEL_NAME} version {model.version} from {model.source}")
+    click.echo(url)
+
+
 @serve.command("status")
 def serve_status() -> None:
     """Say whether the local TorchServe answers and which model version it serves."""
     from wms.torchserve import LocalTorchServe
 
-    server = LocalTorchServe(home=StateLayout(default_home()).torchserve_home)
+    server = LocalTorchServe.of_home(StateLayout(default_home()).torchserve_home)
     version = server.served_version(MODEL_NAME)
     click.echo(f"{MODEL_NAME} version {version} at {server.inference_url}" if version else "TorchServe is not serving WMS")
 
@@ -175,7 +199,7 @@ def serve_stop() -> None:
     """Stop the local TorchServe."""
     from wms.torchserve import LocalTorchServe
 
-    LocalTorchServe(home=StateLayout(default_home()).torchserve_home).stop()
+    LocalTorchServe.of_home(StateLayout(default_home()).torchserve_home).stop()
     click.echo("TorchServe stopped")
 
 

@@ -84,13 +84,49 @@ class LocalTorchServe:
     management_port: int = 8081
     metrics_port: int = 8082
     worker_port: int = 9000
-    grpc_inference_port: int = 7070
-    grpc_management_port: int = 7071
-    workers: int = 1
     handler_metrics_port: int = 8083
+    grpc_inference_port: int = 8084
+    grpc_management_port: int = 8085
+    workers: int = 1
     api_key_file: Path | None = None
     """A file holding the bearer token that clients must send; None asks for none (loopback only)."""
     start_timeout_s: float = 120.0
+
+    @classmethod
+    def on_port(cls, home: Path, port: int) -> LocalTorchServe:
+        """A server whose ports run on from `port`: inference, management, metrics, the handler's metrics, then
+        the two gRPC ports (8080 gives the defaults: 8080 to 8085)."""
+        return cls(
+            home=home,
+            inference_port=port,
+            management_port=port + 1,
+            metrics_port=port + 2,
+            handler_metrics_port=port + 3,
+            grpc_inference_port=port + 4,
+            grpc_management_port=port + 5,
+        )
+
+    @classmethod
+    def of_home(cls, home: Path) -> LocalTorchServe:
+        """The server as last configured in `home` (its config.properties), or the default one."""
+        config = home / "config.properties"
+        if not config.exists():
+            return cls(home=home)
+        entries = dict(line.lstrip("# ").split("=", 1) for line in config.read_text().splitlines() if "=" in line)
+
+        def port(address_key: str) -> int:
+            return int(entries[address_key].split()[0].rsplit(":", 1)[-1])
+
+        return cls(
+            home=home,
+            inference_port=port("inference_address"),
+            management_port=port("management_address"),
+            metrics_port=port("metrics_address"),
+            worker_port=port("initial_worker_port"),
+            grpc_inference_port=port("grpc_inference_port"),
+            grpc_management_port=port("grpc_management_port"),
+            handler_metrics_port=port("handler_metrics_port"),
+        )
 
     @property
     def model_store(self) -> Path:
@@ -132,6 +168,7 @@ class LocalTorchServe:
                     f"grpc_management_address={self.host}",
                     f"grpc_inference_port={self.grpc_inference_port}",
                     f"grpc_management_port={self.grpc_management_port}",
+                    f"# handler_metrics_port={self.handler_metrics_port} (WMS_HANDLER_METRICS_PORT)",
                     "disable_token_authorization=true",
                     "enable_model_api=true",
                     "metrics_mode=prometheus",
@@ -210,7 +247,7 @@ class LocalTorchServe:
                     return
             except OSError:  # the management API opens a moment after the inference API
                 pass
-            if not self._process_alive():
+            if not self.running():
                 raise TorchServeError(f"TorchServe exited while starting:\n{self._log_tail()}")
             time.sleep(0.5)
         raise TorchServeError(f"TorchServe did not become ready within {self.start_timeout_s:.0f} s:\n{self._log_tail()}")
@@ -227,7 +264,8 @@ class LocalTorchServe:
             for model in models
         )
 
-    def _process_alive(self) -> bool:
+    def running(self) -> bool:
+        """Whether this home's TorchServe process is alive (it may still be starting, or listen elsewhere)."""
         pid_file = self.home / "tmp" / ".model_server.pid"
         try:
             os.kill(int(pid_file.read_text().strip()), 0)

@@ -280,6 +280,10 @@ class ModelRegistry:
     def alias_uri(self, alias: str) -> str:
         return f"models:/{self.model_name}@{alias}"
 
+    def resolve_version(self, model_uri: str) -> str:
+        """The version number that models:/<name>@<alias> or models:/<name>/<n> points at; LookupError if none."""
+        return str(self._version_of_uri(model_uri).version)
+
     def image_size_of(self, model_uri: str) -> int:
         """The input size a registered model was trained at (its run's image_size parameter)."""
         version = self._version_of_uri(model_uri)

@@ -160,8 +160,8 @@ class LocalModelServer(dg.ConfigurableResource):
     management_port: int = Field(default=8081, description="Management API port (loopback only).")
     metrics_port: int = Field(default=8082, description="Prometheus metrics port.")
     worker_port: int = Field(default=9000, description="First port (Unix socket suffix) of the Python workers.")
-    grpc_inference_port: int = Field(default=7070, description="gRPC inference port (loopback; TorchServe always opens it).")
-    grpc_management_port: int = Field(default=7071, description="gRPC management port (loopback).")
+    grpc_inference_port: int = Field(default=8084, description="gRPC inference port (loopback; TorchServe always opens it).")
+    grpc_management_port: int = Field(default=8085, description="gRPC management port (loopback).")
     workers: int = Field(default=1, description="Workers per model (one per model on 2 cores).")
     handler_metrics_port: int = Field(default=8083, description="Port of the handler's own Prometheus metrics.")
 

@@ -1,8 +1,17 @@
-"""The `wms` commands that need no trained model: clear refusals and empty histories."""
+"""The `wms` commands: clear refusals, empty histories, and serving an exported model."""
 
+import json
+import urllib.request
+
+import pytest
 from click.testing import CliRunner
+from PIL import Image
 
+from tests.conftest import free_port_block
+from tests.photos import encode
 from wms.cli import main
+from wms.export import export_onnx
+from wms.model import build_unet
 
 
 def test_rollback_without_an_earlier_champion_exits_2_and_says_why(tmp_path, monkeypatch):
@@ -22,3 +31,32 @@ def test_history_of_a_new_registry_says_there_was_no_champion(tmp_path, monkeypa
     result = CliRunner().invoke(main, ["models", "history"])
     assert result.exit_code == 0, result.output
     assert "has had no champion yet" in result.output
+
+
+def test_serve_start_without_a_model_exits_2_and_says_what_to_give(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMS_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["serve", "start", "--model", str(tmp_path / "absent.onnx")])
+    assert result.exit_code == 2
+    assert "give 'champion'" in result.output
+
+
+@pytest.mark.integration
+def test_serve_start_serves_an_onnx_file_then_status_and_stop_find_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMS_HOME", str(tmp_path / "state"))
+    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
+    port = free_port_block(6)
+    try:
+        started = CliRunner().invoke(main, ["serve", "start", "--model", str(onnx_path), "--port", str(port)])
+        assert started.exit_code == 0, started.output
+        url = started.output.strip().splitlines()[-1]
+        assert url == f"http://127.0.0.1:{port}/predictions/wms-unet"
+        photo = encode(Image.new("RGB", (120, 90), (60, 60, 60)), "JPEG")
+        request = urllib.request.Request(url, data=photo, headers={"Content-Type": "image/jpeg"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert json.load(response)["model_version"].startswith("file-")
+        status = CliRunner().invoke(main, ["serve", "status"])
+        assert f"at http://127.0.0.1:{port}" in status.output
+    finally:
+        stopped = CliRunner().invoke(main, ["serve", "stop"])
+    assert "TorchServe stopped" in stopped.output
+    assert "not serving" in CliRunner().invoke(main, ["serve", "status"]).output
