@@ -164,7 +164,10 @@ class WindowSegmenter:
             raise PhotoRejected("unauthorized", "missing or wrong API token: send 'Authorization: Bearer <token>'", 401)
 
     def _run_model(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
+        started = time.perf_counter()
+        logits = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
+        self.metrics.model(time.perf_counter() - started)
+        return logits
 
     def inference(self, photos: dict[int, DecodedPhoto]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """(probabilities, mask) of each photo at its own size: a look at the whole batch, then at each window found."""

@@ -47,6 +47,7 @@ class HandlerMetrics:
 
         self._request = histogram("wms_request_seconds", "Whole request in the handler, per photo", LATENCY_BUCKETS)
         self._stage = histogram("wms_stage_seconds", "Handler stage per batch", LATENCY_BUCKETS, ("stage",))
+        self._model = histogram("wms_model_seconds", "Model runs (ONNX Runtime), per call of a batch", LATENCY_BUCKETS)
         self._batch = histogram("wms_batch_size", "Requests per batch that TorchServe handed over", BATCH_BUCKETS)
         self._megapixels = histogram("wms_input_megapixels", "Photo size", MEGAPIXEL_BUCKETS)
         self._brightness = histogram("wms_input_brightness", "Mean luma of the photo (0-255)", BRIGHTNESS_BUCKETS)
@@ -59,6 +60,9 @@ class HandlerMetrics:
 
     def batch(self, size: int) -> None:
         self._batch.labels(**self._labels).observe(size)
+
+    def model(self, seconds: float) -> None:
+        self._model.labels(**self._labels).observe(seconds)
 
     def stage(self, stage: str, seconds: float) -> None:
         self._stage.labels(**self._labels, stage=stage).observe(seconds)

@@ -128,6 +128,7 @@ def test_metrics_count_outcomes_and_time_the_stages(model_dir, photo):
     for stage in ("preprocess", "inference", "postprocess"):
         assert sample("wms_stage_seconds_count", {**labels, "stage": stage}) == 1
     assert sample("wms_request_seconds_count", labels) == 2
+    assert sample("wms_model_seconds_count", labels) >= 1  # the whole photo; the zoom when a window was found
     assert sample("wms_input_brightness_count", labels) == 1
     assert sample("wms_window_fraction_count", labels) == 1
 

@@ -186,6 +186,7 @@ def test_metrics_exist_and_move(server):
     after = scrape(server.handler_metrics_url)
     for family in (
         "wms_request_seconds_count",
+        "wms_model_seconds_count",
         "wms_input_megapixels_count",
         "wms_input_brightness_count",
         "wms_window_fraction_count",
@@ -198,3 +199,18 @@ def test_metrics_exist_and_move(server):
     assert errors and after[errors[0]] > before.get(errors[0], 0)
     frontend = scrape(server.metrics_url)
     assert family_total(frontend, "ts_inference_requests_total") > 0
+
+
+def test_concurrent_requests_are_batched_and_a_bad_one_fails_alone(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = scrape(server.handler_metrics_url)
+    bodies = [GOOD if index % 4 else b"not a photo" for index in range(24)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda body: post(server, body, "application/octet-stream"), bodies))
+    for body, (status, answer) in zip(bodies, answers, strict=True):
+        assert (status, "mask_png_base64" in answer) == ((200, True) if body is GOOD else (400, False))
+    after = scrape(server.handler_metrics_url)
+    batches = family_total(after, "wms_batch_size_count") - family_total(before, "wms_batch_size_count")
+    requests = family_total(after, "wms_batch_size_sum") - family_total(before, "wms_batch_size_sum")
+    assert requests == 24 and batches < 24  # some calls of the handler took several requests at once
