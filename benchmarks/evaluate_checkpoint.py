@@ -26,6 +26,7 @@ from wms.predict import Segmenter, TorchBackend
 LOOKS = {
     "one look": {"refine": False},
     "two looks": {"refine": True},
+    "two looks, zoom on the most probable region": {"refine": True, "zoom_on": "mass"},
     "two looks, mirrored zoom": {"refine": True, "flip_zoomed": True},
 }
 THRESHOLDS = (0.35, 0.5, 0.65)

@@ -39,6 +39,8 @@ class Segmenter:
     cleanup: str = "largest"
     """'largest': keep the largest region, holes filled; 'convex': its convex hull; 'none': the raw threshold."""
 
+    zoom_on: str = "area"
+    """Which region of the first look the zoom looks at: 'area', the largest; 'mass', the most window probability."""
     max_side: int = 0
     """Photos with a longer side are shrunk to it before looking (0: four times image_size, the resolution training
     reads); the probabilities and masks still come back at the photo's own size."""
@@ -61,7 +63,10 @@ class Segmenter:
         chosen = dict(enumerate(views))
         looks = dict(enumerate(first))
         if self.refine:
-            boxes = [largest_region_box(probabilities > self.threshold) for probabilities in first]
+            boxes = [
+                largest_region_box(probabilities > self.threshold, probabilities if self.zoom_on == "mass" else None)
+                for probabilities in first
+            ]
             windows = {index: photo_box(box, views[index], *smalls[index].shape[:2]) for index, box in enumerate(boxes) if box}
             zoom_views = {index: view_around_box(window, self.image_size) for index, window in windows.items() if window}
             zoomed = self._look([smalls[i] for i in zoom_views], list(zoom_views.values()), flip=self.flip_zoomed)
@@ -120,18 +125,18 @@ def shrink(photo: np.ndarray, longest_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR))
 
 
-def largest_region(mask: np.ndarray) -> np.ndarray:
-    """The largest connected region of a bool mask (all False for an empty mask)."""
+def largest_region(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The largest connected region of a bool mask, by pixel count or by the sum of `weights` over it."""
     labels, count = ndimage.label(mask)
     if count <= 1:
         return mask.copy()
-    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    sizes = ndimage.sum_labels(mask if weights is None else weights, labels, index=np.arange(1, count + 1))
     return labels == int(np.argmax(sizes)) + 1
 
 
-def largest_region_box(mask: np.ndarray) -> list[int] | None:
+def largest_region_box(mask: np.ndarray, weights: np.ndarray | None = None) -> list[int] | None:
     """The bounding box [x_min, y_min, x_max, y_max] of the largest connected region of a mask, or None."""
-    return bounding_box(largest_region(mask))
+    return bounding_box(largest_region(mask, weights))
 
 
 def convex_hull(mask: np.ndarray) -> np.ndarray:

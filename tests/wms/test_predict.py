@@ -92,3 +92,17 @@ def test_the_polygon_of_a_rectangle_is_its_four_corners():
     mask[10:20, 30:60] = True
     assert sorted(map(tuple, window_polygon(mask))) == [(30, 10), (30, 20), (60, 10), (60, 20)]
     assert window_polygon(np.zeros((5, 5), dtype=bool)) == []
+
+
+def test_the_zoom_can_pick_the_region_of_most_probability_rather_than_the_largest():
+    from wms.predict import largest_region_box
+
+    mask = np.zeros((40, 60), dtype=bool)
+    mask[5:25, 5:25] = True  # large and faint
+    mask[30:36, 40:55] = True  # small and sure
+    probabilities = np.where(mask, 0.55, 0.0)
+    probabilities[30:36, 40:55] = 0.99
+    assert largest_region_box(mask) == [5, 5, 24, 24]
+    assert largest_region_box(mask, probabilities) == [5, 5, 24, 24]  # 400 x 0.55 > 90 x 0.99
+    probabilities[5:25, 5:25] = 0.2
+    assert largest_region_box(mask, probabilities) == [40, 30, 54, 35]
