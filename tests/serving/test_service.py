@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port
+from tests.conftest import free_port, free_port_block
 from tests.photos import encode, mutations, png_header_only
 from wms.export import export_onnx
 from wms.model import build_unet
@@ -214,3 +214,23 @@ def test_concurrent_requests_are_batched_and_a_bad_one_fails_alone(server):
     batches = family_total(after, "wms_batch_size_count") - family_total(before, "wms_batch_size_count")
     requests = family_total(after, "wms_batch_size_sum") - family_total(before, "wms_batch_size_sum")
     assert requests == 24 and batches < 24  # some calls of the handler took several requests at once
+
+
+def test_two_workers_share_one_metrics_page(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
+    served = LocalTorchServe.on_port(tmp_path / "home", free_port_block(6))
+    served = LocalTorchServe(**{**served.__dict__, "workers": 2, "worker_port": free_port()})
+    served.start(build_archive(onnx_path, MODEL, "1", served.model_store))
+    try:
+        assert len(workers(served)) == 2
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda _: post(served, GOOD, token=None), range(12)))
+        assert all(status == 200 for status, _ in answers)
+        samples = scrape(served.handler_metrics_url)
+        assert family_total(samples, "wms_requests_total") == 12  # both workers' samples, merged
+        writers = {path.stem.rsplit("_", 1)[-1] for path in (served.home / "handler-metrics").glob("counter_*.db")}
+        assert len(writers) == 2, writers
+    finally:
+        served.stop()
