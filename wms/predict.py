@@ -155,13 +155,22 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
 
 
 def window_polygon(mask: np.ndarray) -> list[list[int]]:
-    """The outline of the window as the convex polygon [[x, y], ...] (clockwise in image pixels) around its pixels."""
+    """The outline of the window as the convex polygon [[x, y], ...] (clockwise in image pixels) around its pixels.
+
+    Only the first and last pixel of each row can be corners of the hull, so only those are handed to Qhull.
+    """
     box = bounding_box(mask)
     if box is None:
         return []
     x_min, y_min, x_max, y_max = box
-    rows, cols = np.nonzero(mask[y_min : y_max + 1, x_min : x_max + 1])
-    corners = np.concatenate([np.column_stack([cols + dx, rows + dy]) for dx in (0, 1) for dy in (0, 1)]).astype(np.float64)
+    window = mask[y_min : y_max + 1, x_min : x_max + 1]
+    rows = np.flatnonzero(window.any(axis=1))
+    first = window[rows].argmax(axis=1)
+    last = window.shape[1] - 1 - window[rows, ::-1].argmax(axis=1)
+    # the pixel corners: left edge of each row's first pixel, right edge of its last, top and bottom of both
+    xs = np.concatenate([first, first, last + 1, last + 1])
+    ys = np.concatenate([rows, rows + 1, rows, rows + 1])
+    corners = np.column_stack([xs, ys]).astype(np.float64)
     try:
         hull = ConvexHull(corners)
     except QhullError:  # all on one line: the box is the outline

@@ -4,6 +4,7 @@ import http.client
 import json
 import time
 import urllib.request
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,16 +27,8 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("service")
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
     (folder / "key").write_text(TOKEN + "\n")
-    served = LocalTorchServe(
-        home=folder / "home",
-        inference_port=free_port(),
-        management_port=free_port(),
-        metrics_port=free_port(),
-        worker_port=free_port(),
-        grpc_inference_port=free_port(),
-        grpc_management_port=free_port(),
-        handler_metrics_port=free_port(),
-        api_key_file=folder / "key",
+    served = replace(
+        LocalTorchServe.on_port(folder / "home", free_port_block(6)), worker_port=free_port(), api_key_file=folder / "key"
     )
     archive = build_archive(onnx_path, MODEL, "1", served.model_store)
     served.start(archive)
@@ -220,8 +213,7 @@ def test_two_workers_share_one_metrics_page(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
-    served = LocalTorchServe.on_port(tmp_path / "home", free_port_block(6))
-    served = LocalTorchServe(**{**served.__dict__, "workers": 2, "worker_port": free_port()})
+    served = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(6)), workers=2, worker_port=free_port())
     served.start(build_archive(onnx_path, MODEL, "1", served.model_store))
     try:
         assert len(workers(served)) == 2

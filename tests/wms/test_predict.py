@@ -106,3 +106,16 @@ def test_the_zoom_can_pick_the_region_of_most_probability_rather_than_the_larges
     assert largest_region_box(mask, probabilities) == [5, 5, 24, 24]  # 400 x 0.55 > 90 x 0.99
     probabilities[5:25, 5:25] = 0.2
     assert largest_region_box(mask, probabilities) == [40, 30, 54, 35]
+
+
+def test_the_polygon_of_a_turned_shape_holds_all_its_pixels():
+    from scipy.spatial import Delaunay
+
+    from wms.predict import window_polygon
+
+    yy, xx = np.mgrid[:80, :100]
+    mask = (np.abs((xx - 50) * 0.8 + (yy - 40) * 0.6) < 30) & (np.abs(-(xx - 50) * 0.6 + (yy - 40) * 0.8) < 8)
+    polygon = window_polygon(mask)
+    centres = np.column_stack([xx[mask] + 0.5, yy[mask] + 0.5])  # pixel (x, y) spans [x, x + 1) x [y, y + 1)
+    assert (Delaunay(polygon).find_simplex(centres) >= 0).all()
+    assert 4 <= len(polygon) < 40  # an outline, not every pixel
