@@ -34,6 +34,8 @@ class Segmenter:
     threshold: float = 0.5
     refine: bool = True
     """Take the second, zoomed look at the window found by the first."""
+    zoom_rounds: int = 1
+    """Zoomed looks in a row, each framed on the window the one before found (with refine)."""
     flip_zoomed: bool = False
     """Average the zoomed look with its mirror image (twice the cost of that look)."""
     cleanup: str = "largest"
@@ -62,20 +64,27 @@ class Segmenter:
         first = self._look(smalls, views)
         chosen = dict(enumerate(views))
         looks = dict(enumerate(first))
-        if self.refine:
-            boxes = [
-                largest_region_box(probabilities > self.threshold, probabilities if self.zoom_on == "mass" else None)
-                for probabilities in first
-            ]
-            windows = {index: photo_box(box, views[index], *smalls[index].shape[:2]) for index, box in enumerate(boxes) if box}
-            zoom_views = {index: view_around_box(window, self.image_size) for index, window in windows.items() if window}
+        for _ in range(self.zoom_rounds if self.refine else 0):
+            zoom_views = self._zoom_views(smalls, chosen, looks)
             zoomed = self._look([smalls[i] for i in zoom_views], list(zoom_views.values()), flip=self.flip_zoomed)
-            chosen.update(zoom_views)
+            chosen.update(zoom_views)  # the closer look decides, also when it finds no window there
             looks.update(zip(zoom_views, zoomed, strict=True))
         return [
             place_back(looks[i], chosen[i].scaled(max(size) / max(small.shape[:2])), *size)
             for i, (small, size) in enumerate(zip(smalls, sizes, strict=True))
         ]
+
+    def _zoom_views(
+        self, smalls: list[np.ndarray], chosen: dict[int, SquareView], looks: dict[int, np.ndarray]
+    ) -> dict[int, SquareView]:
+        """A view around the window that each photo's latest look found (none where it found no window)."""
+        zoom_views = {}
+        for index, probabilities in looks.items():
+            box = largest_region_box(probabilities > self.threshold, probabilities if self.zoom_on == "mass" else None)
+            window = photo_box(box, chosen[index], *smalls[index].shape[:2]) if box else None
+            if window:
+                zoom_views[index] = view_around_box(window, self.image_size)
+        return zoom_views
 
     def probabilities(self, photo: np.ndarray) -> np.ndarray:
         return self.probabilities_batch([photo])[0]

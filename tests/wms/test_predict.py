@@ -119,3 +119,11 @@ def test_the_polygon_of_a_turned_shape_holds_all_its_pixels():
     centres = np.column_stack([xx[mask] + 0.5, yy[mask] + 0.5])  # pixel (x, y) spans [x, x + 1) x [y, y + 1)
     assert (Delaunay(polygon).find_simplex(centres) >= 0).all()
     assert 4 <= len(polygon) < 40  # an outline, not every pixel
+
+
+def test_each_extra_zoom_round_costs_one_model_call_per_photo_with_a_window(photo_and_window):
+    photo, window = photo_and_window
+    looks: list[int] = []
+    mask = Segmenter(bright_backend(looks), 64, zoom_rounds=2).masks_batch([photo, np.zeros_like(photo)])[0][1]
+    assert looks == [2, 1, 1]
+    assert iou(mask, window) > 0.9
