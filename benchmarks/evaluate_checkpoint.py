@@ -28,6 +28,7 @@ LOOKS = {
     "two looks": {"refine": True},
     "two looks, zoom on the most probable region": {"refine": True, "zoom_on": "mass"},
     "three looks (a second zoom, framed on the first)": {"refine": True, "zoom_rounds": 2},
+    "two looks, photo not shrunk": {"refine": True, "max_side": 100_000},
     "two looks, mirrored zoom": {"refine": True, "flip_zoomed": True},
 }
 THRESHOLDS = (0.35, 0.5, 0.65)
