@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -211,8 +211,8 @@ def main() -> None:
         scratch = Path(scratch_name)
         photos = photos_512(32, scratch)
         onnx_path = export_onnx(model, image_size, scratch / "model.onnx", {})
-        ours = LocalTorchServe.on_port(scratch / "wms", free_port_block(6))
-        baseline = LocalTorchServe.on_port(scratch / "eager", free_port_block(6))
+        ours = LocalTorchServe.on_port(scratch / "wms", free_port_block(7))
+        baseline = replace(LocalTorchServe.on_port(scratch / "eager", free_port_block(7)), front_door=False)
         ours_archive = build_archive(onnx_path, "wms", "1", ours.model_store, batching)
         eager = eager_archive(model, encoder, image_size, batching, baseline.model_store)
         print(f"{encoder} {image_size}² on 512x512 JPEGs; batching {batching}; {torch.get_num_threads()} CPU threads")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything WMS needs into .venv (Python) and the system (Java 17 for TorchServe).
+# Install everything WMS needs into .venv (Python) and the system (Java 17 for TorchServe, nginx in front of it).
 # Re-running is cheap: the virtual environment is rebuilt only when requirements.lock or pyproject.toml change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,10 @@ WANT=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 if ! command -v java >/dev/null 2>&1; then
   echo "installing Java 17 for TorchServe"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx, the front door of the local TorchServe (wms/front_door.py)"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 fi
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then

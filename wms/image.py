@@ -8,7 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from wms.torchserve import SERVING_DIR
+from wms.front_door import render_config
+from wms.torchserve import MAX_REQUEST_BYTES, SERVING_DIR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 HANDLER_MODULES = ("__init__.py", "imaging.py", "geometry.py", "predict.py", "uploads.py", "service_metrics.py")
@@ -33,8 +34,10 @@ def prepare_build_context(archive: Path, model_name: str, model_version: str, de
         shutil.rmtree(destination)
     (destination / "model-store").mkdir(parents=True)
     (destination / "python" / "wms").mkdir(parents=True)
-    for name in ("Dockerfile", "requirements.txt", "config.properties"):
-        shutil.copyfile(SERVING_DIR / name, destination / name)
+    for name in ("Dockerfile", "requirements.txt", "config.properties", "start.sh"):
+        shutil.copy2(SERVING_DIR / name, destination / name)
+    front_door = render_config(Path("/tmp/wms-front-door"), "0.0.0.0", 8080, 8086, MAX_REQUEST_BYTES, daemon=True)
+    (destination / "nginx.conf").write_text(front_door)
     for module in HANDLER_MODULES:
         shutil.copyfile(PACKAGE_DIR / module, destination / "python" / "wms" / module)
     shutil.copyfile(archive, destination / "model-store" / f"{model_name}.mar")

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from wms.front_door import FrontDoor, FrontDoorError
+
 SERVING_DIR = Path(__file__).resolve().parent.parent / "serving"
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """Phone photos reach 8-12 MB as JPEG (a 48-megapixel HEIF turned JPEG is the largest seen), and TorchServe's
@@ -87,6 +89,10 @@ class LocalTorchServe:
     handler_metrics_port: int = 8083
     grpc_inference_port: int = 8084
     grpc_management_port: int = 8085
+    backend_port: int = 8086
+    """TorchServe's own inference port on 127.0.0.1, behind the front door (which listens on inference_port)."""
+    front_door: bool = True
+    """Put nginx in front of the inference API (wms.front_door); False serves TorchServe's port directly."""
     workers: int = 1
     api_key_file: Path | None = None
     """A file holding the bearer token that clients must send; None asks for none (loopback only)."""
@@ -94,8 +100,8 @@ class LocalTorchServe:
 
     @classmethod
     def on_port(cls, home: Path, port: int) -> LocalTorchServe:
-        """A server whose ports run on from `port`: inference, management, metrics, the handler's metrics, then
-        the two gRPC ports (8080 gives the defaults: 8080 to 8085)."""
+        """A server whose ports run on from `port`: inference, management, metrics, the handler's metrics, the two
+        gRPC ports, then TorchServe's own inference port behind the front door (8080 gives the defaults, to 8086)."""
         return cls(
             home=home,
             inference_port=port,
@@ -104,6 +110,7 @@ class LocalTorchServe:
             handler_metrics_port=port + 3,
             grpc_inference_port=port + 4,
             grpc_management_port=port + 5,
+            backend_port=port + 6,
         )
 
     @classmethod
@@ -119,7 +126,9 @@ class LocalTorchServe:
 
         return cls(
             home=home,
-            inference_port=port("inference_address"),
+            inference_port=port("front_door_port") if "front_door_port" in entries else port("inference_address"),
+            backend_port=port("inference_address"),
+            front_door="front_door_port" in entries,
             management_port=port("management_address"),
             metrics_port=port("metrics_address"),
             worker_port=port("initial_worker_port"),
@@ -158,7 +167,8 @@ class LocalTorchServe:
         config.write_text(
             "\n".join(
                 [
-                    f"inference_address=http://{self.host}:{self.inference_port}",
+                    f"inference_address=http://{self.host}:{self.backend_port if self.front_door else self.inference_port}",
+                    *([f"# front_door_port={self.inference_port} (nginx, wms.front_door)"] if self.front_door else []),
                     f"management_address=http://{self.host}:{self.management_port}",
                     f"metrics_address=http://{self.host}:{self.metrics_port}",
                     f"model_store={self.model_store}",
@@ -206,16 +216,25 @@ class LocalTorchServe:
             "--models",
             archive.name,
         ]
-        # TorchServe's Java process inherits the output streams: a file, not a pipe, or the call never returns.
-        with open(self.home / "logs" / "torchserve-start.log", "ab") as log:
-            completed = subprocess.run(command, env=self._env(), stdout=log, stderr=log, cwd=self.home, start_new_session=True)
-        if completed.returncode != 0:
-            raise TorchServeError(f"torchserve --start failed with exit code {completed.returncode}: see {self.home / 'logs'}")
         try:
+            if self.front_door:
+                self._front_door().start()  # answers 503 in JSON until TorchServe is up
+            # TorchServe's Java process inherits the output streams: a file, not a pipe, or the call never returns.
+            with open(self.home / "logs" / "torchserve-start.log", "ab") as log:
+                completed = subprocess.run(
+                    command, env=self._env(), stdout=log, stderr=log, cwd=self.home, start_new_session=True
+                )
+            if completed.returncode != 0:
+                raise TorchServeError(
+                    f"torchserve --start failed with exit code {completed.returncode}: see {self.home / 'logs'}"
+                )
             self._wait_until_ready()
-        except TorchServeError:
+        except (TorchServeError, FrontDoorError) as error:
             self.stop()  # a server that never became ready is not left behind
-            raise
+            raise TorchServeError(str(error)) from error
+
+    def _front_door(self) -> FrontDoor:
+        return FrontDoor(self.home / "front-door", self.host, self.inference_port, self.backend_port, MAX_REQUEST_BYTES)
 
     def _env(self) -> dict[str, str]:
         tmp = self.home / "tmp"
@@ -319,6 +338,7 @@ class LocalTorchServe:
         deadline = time.monotonic() + 30
         while self.is_up() and time.monotonic() < deadline:
             time.sleep(0.5)
+        self._front_door().stop()
 
     def predict(self, model_name: str, body: bytes, timeout: float = 60.0) -> dict:
         headers = {"Content-Type": "application/octet-stream"}  # urllib's default (a form) makes TorchServe answer 500

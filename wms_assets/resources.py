@@ -164,6 +164,7 @@ class LocalModelServer(dg.ConfigurableResource):
     grpc_management_port: int = Field(default=8085, description="gRPC management port (loopback).")
     workers: int = Field(default=1, description="Workers per model (one per model on 2 cores).")
     handler_metrics_port: int = Field(default=8083, description="Port of the handler's own Prometheus metrics.")
+    backend_port: int = Field(default=8086, description="TorchServe's own inference port, behind nginx (loopback).")
 
     def server(self) -> LocalTorchServe:
         return LocalTorchServe(
@@ -177,6 +178,7 @@ class LocalModelServer(dg.ConfigurableResource):
             grpc_management_port=self.grpc_management_port,
             workers=self.workers,
             handler_metrics_port=self.handler_metrics_port,
+            backend_port=self.backend_port,
         )
 
 

@@ -42,6 +42,7 @@ def stage(tmp_path_factory):
         grpc_inference_port=free_port(),
         grpc_management_port=free_port(),
         handler_metrics_port=free_port(),
+        backend_port=free_port(),
     )
     instance = dg.DagsterInstance.ephemeral()
     yield layout, server, instance

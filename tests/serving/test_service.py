@@ -28,7 +28,7 @@ def server(tmp_path_factory):
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
     (folder / "key").write_text(TOKEN + "\n")
     served = replace(
-        LocalTorchServe.on_port(folder / "home", free_port_block(6)), worker_port=free_port(), api_key_file=folder / "key"
+        LocalTorchServe.on_port(folder / "home", free_port_block(7)), worker_port=free_port(), api_key_file=folder / "key"
     )
     archive = build_archive(onnx_path, MODEL, "1", served.model_store)
     served.start(archive)
@@ -76,8 +76,13 @@ BROKEN = {
     "20000x20000 bomb": (encode(Image.new("L", (20000, 20000)), "PNG"), "image/png", 413, "too_many_pixels"),
     "text content type": (b"a photo, honestly", "text/plain", 415, "wrong_content_type"),
     "JSON content type": (b'{"photo": "x"}', "application/json", 415, "wrong_content_type"),
-    "form content type": (b"photo=x", "application/x-www-form-urlencoded", 415, "wrong_content_type"),
 }
+FRONT_DOOR = {
+    "form content type": (b"photo=x", "application/x-www-form-urlencoded", 415, "wrong_content_type"),
+    "photo labelled as a form": (GOOD, "application/x-www-form-urlencoded", 415, "wrong_content_type"),
+    "body over the size limit": (b"\xff" * (MAX_REQUEST_BYTES + 1024), "image/jpeg", 413, "body_too_large"),
+}
+"""Refused by nginx before TorchServe's frontend, which would answer a form with a 500 and a large body bare."""
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
@@ -105,10 +110,26 @@ def test_several_files_in_one_request_are_refused(server):
     assert_still_serving(server)
 
 
-def test_a_body_over_the_size_limit_is_refused_before_the_handler(server):
-    status, _ = post(server, b"\xff" * (MAX_REQUEST_BYTES + 1024))
-    assert status == 413  # TorchServe's frontend answers, with an empty body (see README: serving limits)
+@pytest.mark.parametrize("case", list(FRONT_DOOR))
+def test_the_front_door_refuses_what_torchserve_would_answer_badly(server, case):
+    body, content_type, status, cause = FRONT_DOOR[case]
+    got, answer = post(server, body, content_type)
+    assert (got, answer["cause"]) == (status, cause)
+    assert "send" in answer["error"]
     assert_still_serving(server)
+
+
+def test_the_front_door_answers_in_json_while_torchserve_is_down(tmp_path):
+    from wms.front_door import FrontDoor
+
+    door = FrontDoor(tmp_path, "127.0.0.1", free_port(), free_port(), MAX_REQUEST_BYTES)
+    door.start()
+    try:
+        status, answer = post(replace(LocalTorchServe(tmp_path), inference_port=door.listen_port), GOOD)
+    finally:
+        door.stop()
+    assert (status, answer["cause"]) == (503, "unavailable")
+    assert not door.running()
 
 
 def test_without_the_token_nothing_is_served(server):
@@ -213,7 +234,7 @@ def test_two_workers_share_one_metrics_page(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
-    served = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(6)), workers=2, worker_port=free_port())
+    served = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(7)), workers=2, worker_port=free_port())
     served.start(build_archive(onnx_path, MODEL, "1", served.model_store))
     try:
         assert len(workers(served)) == 2

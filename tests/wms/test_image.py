@@ -13,7 +13,9 @@ def test_the_context_holds_the_model_the_handler_modules_and_the_server_config(t
     archive.write_bytes(b"archive")
     context = prepare_build_context(archive, "wms-unet", "3", tmp_path / "context")
     names = {path.relative_to(context.path).as_posix() for path in context.path.rglob("*") if path.is_file()}
-    assert {"Dockerfile", "requirements.txt", "config.properties", "model-store/wms-unet.mar"} <= names
+    assert {"Dockerfile", "requirements.txt", "config.properties", "nginx.conf", "start.sh", "model-store/wms-unet.mar"} <= names
+    assert "listen 0.0.0.0:8080;" in (context.path / "nginx.conf").read_text()
+    assert "inference_address=http://127.0.0.1:8086" in (context.path / "config.properties").read_text()
     assert {f"python/wms/{module}" for module in HANDLER_MODULES} <= names
     assert context.digest == prepare_build_context(archive, "wms-unet", "3", tmp_path / "again").digest
 

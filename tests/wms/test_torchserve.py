@@ -41,6 +41,8 @@ def test_a_server_that_cannot_start_fails_fast_with_the_reason(archive, tmp_path
             worker_port=free_port(),
             grpc_inference_port=taken.getsockname()[1],
             grpc_management_port=free_port(),
+            handler_metrics_port=free_port(),
+            backend_port=free_port(),
         )
         (tmp_path / "model-store").mkdir()
         (tmp_path / "model-store" / archive.name).write_bytes(archive.read_bytes())
