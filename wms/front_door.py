@@ -7,6 +7,7 @@ those two with the handler's kind of JSON error and passes everything else throu
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -22,10 +23,23 @@ class FrontDoorError(RuntimeError):
 
 
 def render_config(
-    prefix: Path, listen_host: str, listen_port: int, upstream_port: int, max_body_bytes: int, daemon: bool = True
+    prefix: Path,
+    listen_host: str,
+    listen_port: int,
+    upstream_port: int,
+    max_body_bytes: int,
+    daemon: bool = True,
+    model: tuple[str, str] | None = None,
 ) -> str:
-    """The nginx configuration for these ports, with its pid, logs and temp files under `prefix`."""
+    """The nginx configuration for these ports, with its pid, logs and temp files under `prefix`.
+
+    `model` (name, version) goes into its JSON errors, as the handler puts it into every answer.
+    """
+    model_fields = "" if model is None else f', "model": {json.dumps(model[0])}, "model_version": {json.dumps(model[1])}'
+    if "'" in model_fields or "$" in model_fields:
+        raise ValueError(f"model name and version must not contain ' or $: {model}")
     return Template(TEMPLATE.read_text()).substitute(
+        model_fields=model_fields,
         prefix=str(prefix),
         listen_host=listen_host,
         listen_port=listen_port,
@@ -49,24 +63,35 @@ class FrontDoor:
     listen_port: int
     upstream_port: int
     max_body_bytes: int
+    model: tuple[str, str] | None = None
+    """(name, version) of the model behind it, for its JSON errors."""
 
     @property
     def config(self) -> Path:
         return self.prefix / "nginx.conf"
 
     def start(self) -> None:
-        for folder in ("logs", "nginx-tmp"):
-            (self.prefix / folder).mkdir(parents=True, exist_ok=True)
-        self.config.write_text(
-            render_config(self.prefix, self.listen_host, self.listen_port, self.upstream_port, self.max_body_bytes)
-        )
-        self._nginx("-t")  # a configuration nginx refuses fails here, with its reason
+        self._write_config()
         self._nginx()
         deadline = time.monotonic() + 10
         while not self.running() and time.monotonic() < deadline:
             time.sleep(0.1)
         if not self.running():
             raise FrontDoorError(f"nginx did not start: see {self.prefix / 'logs' / 'nginx-error.log'}")
+
+    def reload(self) -> None:
+        """Apply a new configuration (another model version) without dropping connections."""
+        self._write_config()
+        self._nginx("-s", "reload")
+
+    def _write_config(self) -> None:
+        for folder in ("logs", "nginx-tmp"):
+            (self.prefix / folder).mkdir(parents=True, exist_ok=True)
+        rendered = render_config(
+            self.prefix, self.listen_host, self.listen_port, self.upstream_port, self.max_body_bytes, model=self.model
+        )
+        self.config.write_text(rendered)
+        self._nginx("-t")  # a configuration nginx refuses fails here, with its reason
 
     def stop(self) -> None:
         if self.running():

@@ -36,7 +36,9 @@ def prepare_build_context(archive: Path, model_name: str, model_version: str, de
     (destination / "python" / "wms").mkdir(parents=True)
     for name in ("Dockerfile", "requirements.txt", "config.properties", "start.sh"):
         shutil.copy2(SERVING_DIR / name, destination / name)
-    front_door = render_config(Path("/tmp/wms-front-door"), "0.0.0.0", 8080, 8086, MAX_REQUEST_BYTES, daemon=True)
+    front_door = render_config(
+        Path("/tmp/wms-front-door"), "0.0.0.0", 8080, 8086, MAX_REQUEST_BYTES, daemon=True, model=(model_name, model_version)
+    )
     (destination / "nginx.conf").write_text(front_door)
     for module in HANDLER_MODULES:
         shutil.copyfile(PACKAGE_DIR / module, destination / "python" / "wms" / module)

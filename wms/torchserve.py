@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,13 @@ def build_archive(onnx_path: Path, model_name: str, version: str, store: Path, b
         target = store / f"{model_name}-v{version}.mar"
         shutil.move(Path(scratch) / f"{model_name}.mar", target)
     return target
+
+
+def archive_model(archive: Path) -> tuple[str, str]:
+    """(model name, version) from a model archive's manifest."""
+    with zipfile.ZipFile(archive) as packed:
+        manifest = json.loads(packed.read("MAR-INF/MANIFEST.json"))["model"]
+    return manifest["modelName"], manifest.get("modelVersion", "")
 
 
 @dataclass(frozen=True)
@@ -218,7 +226,7 @@ class LocalTorchServe:
         ]
         try:
             if self.front_door:
-                self._front_door().start()  # answers 503 in JSON until TorchServe is up
+                self._front_door(archive_model(archive)).start()  # answers 503 in JSON until TorchServe is up
             # TorchServe's Java process inherits the output streams: a file, not a pipe, or the call never returns.
             with open(self.home / "logs" / "torchserve-start.log", "ab") as log:
                 completed = subprocess.run(
@@ -233,8 +241,8 @@ class LocalTorchServe:
             self.stop()  # a server that never became ready is not left behind
             raise TorchServeError(str(error)) from error
 
-    def _front_door(self) -> FrontDoor:
-        return FrontDoor(self.home / "front-door", self.host, self.inference_port, self.backend_port, MAX_REQUEST_BYTES)
+    def _front_door(self, model: tuple[str, str] | None = None) -> FrontDoor:
+        return FrontDoor(self.home / "front-door", self.host, self.inference_port, self.backend_port, MAX_REQUEST_BYTES, model)
 
     def _env(self) -> dict[str, str]:
         tmp = self.home / "tmp"
@@ -317,6 +325,8 @@ class LocalTorchServe:
         self._management("PUT", f"/models/{model_name}/{version}/set-default")
         for old in served - {version}:
             self._management("DELETE", f"/models/{model_name}/{old}")
+        if self.front_door:
+            self._front_door((model_name, version)).reload()
 
     def _has_model(self, model_name: str) -> bool:
         return any(entry["modelName"] == model_name for entry in self.models())

@@ -115,20 +115,26 @@ def test_the_front_door_refuses_what_torchserve_would_answer_badly(server, case)
     body, content_type, status, cause = FRONT_DOOR[case]
     got, answer = post(server, body, content_type)
     assert (got, answer["cause"]) == (status, cause)
-    assert "send" in answer["error"]
+    assert "send" in answer["error"] and (answer["model"], answer["model_version"]) == (MODEL, "1")
     assert_still_serving(server)
 
 
 def test_the_front_door_answers_in_json_while_torchserve_is_down(tmp_path):
     from wms.front_door import FrontDoor
 
-    door = FrontDoor(tmp_path, "127.0.0.1", free_port(), free_port(), MAX_REQUEST_BYTES)
+    door = FrontDoor(tmp_path, "127.0.0.1", free_port(), free_port(), MAX_REQUEST_BYTES, model=(MODEL, "1"))
+    behind = replace(LocalTorchServe(tmp_path), inference_port=door.listen_port)
     door.start()
     try:
-        status, answer = post(replace(LocalTorchServe(tmp_path), inference_port=door.listen_port), GOOD)
+        status, answer = post(behind, GOOD)
+        replace(door, model=(MODEL, "2")).reload()  # what a deploy of version 2 does
+        deadline = time.monotonic() + 10
+        while (after_reload := post(behind, GOOD)[1])["model_version"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.1)  # nginx replaces its workers gracefully: the old one may answer a moment longer
     finally:
         door.stop()
-    assert (status, answer["cause"]) == (503, "unavailable")
+    assert (status, answer["cause"], answer["model_version"]) == (503, "unavailable", "1")
+    assert after_reload["model_version"] == "2"
     assert not door.running()
 
 
