@@ -119,25 +119,6 @@ def test_the_front_door_refuses_what_torchserve_would_answer_badly(server, case)
     assert_still_serving(server)
 
 
-def test_the_front_door_answers_in_json_while_torchserve_is_down(tmp_path):
-    from wms.front_door import FrontDoor
-
-    door = FrontDoor(tmp_path, "127.0.0.1", free_port(), free_port(), MAX_REQUEST_BYTES, model=(MODEL, "1"))
-    behind = replace(LocalTorchServe(tmp_path), inference_port=door.listen_port)
-    door.start()
-    try:
-        status, answer = post(behind, GOOD)
-        replace(door, model=(MODEL, "2")).reload()  # what a deploy of version 2 does
-        deadline = time.monotonic() + 10
-        while (after_reload := post(behind, GOOD)[1])["model_version"] != "2" and time.monotonic() < deadline:
-            time.sleep(0.1)  # nginx replaces its workers gracefully: the old one may answer a moment longer
-    finally:
-        door.stop()
-    assert (status, answer["cause"], answer["model_version"]) == (503, "unavailable", "1")
-    assert after_reload["model_version"] == "2"
-    assert not door.running()
-
-
 def test_without_the_token_nothing_is_served(server):
     for token in (None, "wrong"):
         status, answer = post(server, GOOD, token=token)

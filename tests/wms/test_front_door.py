@@ -1,0 +1,46 @@
+"""The nginx front door on its own: its configuration, its JSON answers with nothing behind it, a reload."""
+
+import time
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+
+from tests.conftest import free_port
+from tests.photos import encode
+from tests.serving.test_service import MODEL, post
+from wms.front_door import FrontDoor, render_config
+from wms.torchserve import MAX_REQUEST_BYTES, LocalTorchServe
+
+GOOD = encode(Image.new("RGB", (64, 64)), "JPEG")
+
+
+def test_the_configuration_carries_the_ports_the_limit_and_the_model(tmp_path):
+    config = render_config(tmp_path, "127.0.0.1", 9001, 9002, 1234, model=("wms-unet", "7"))
+    assert "listen 127.0.0.1:9001;" in config and "server 127.0.0.1:9002;" in config
+    assert "client_max_body_size 1234;" in config
+    assert '"model": "wms-unet", "model_version": "7"}' in config
+
+
+def test_a_model_name_that_would_break_the_configuration_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="must not contain"):
+        render_config(tmp_path, "127.0.0.1", 1, 2, 3, model=("it's", "1"))
+
+
+@pytest.mark.integration
+def test_the_front_door_answers_in_json_while_torchserve_is_down(tmp_path):
+
+    door = FrontDoor(tmp_path, "127.0.0.1", free_port(), free_port(), MAX_REQUEST_BYTES, model=(MODEL, "1"))
+    behind = replace(LocalTorchServe(tmp_path), inference_port=door.listen_port)
+    door.start()
+    try:
+        status, answer = post(behind, GOOD)
+        replace(door, model=(MODEL, "2")).reload()  # what a deploy of version 2 does
+        deadline = time.monotonic() + 10
+        while (after_reload := post(behind, GOOD)[1])["model_version"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.1)  # nginx replaces its workers gracefully: the old one may answer a moment longer
+    finally:
+        door.stop()
+    assert (status, answer["cause"], answer["model_version"]) == (503, "unavailable", "1")
+    assert after_reload["model_version"] == "2"
+    assert not door.running()
