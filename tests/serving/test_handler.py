@@ -152,3 +152,14 @@ def test_threads_share_the_cpu_quota_between_workers(monkeypatch, tmp_path):
     monkeypatch.setattr(handler, "cpu_quota", lambda: 8)
     assert handler.HandlerSettings(workers_per_model=3).intra_op_threads == 2
     assert handler.HandlerSettings(workers_per_model=16).intra_op_threads == 1
+
+
+def test_a_large_photo_turned_by_exif_is_answered_at_its_displayed_size(service, model_dir):
+    from tests.photos import encode
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned by 90 degrees
+    body = encode(Image.new("RGB", (4000, 3000), (90, 90, 90)), "JPEG", exif=exif.tobytes())
+    [answer] = service.handle([{"body": body}], FakeContext(model_dir))
+    mask = Image.open(io.BytesIO(base64.b64decode(answer["mask_png_base64"])))
+    assert (answer["width"], answer["height"]) == mask.size == (3000, 4000)
