@@ -109,6 +109,7 @@ def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:
     server = LocalTorchServe.of_home(layout.torchserve_home)
     prediction = server.predict(MODEL_NAME, Path(sample_photo).read_bytes())
     prediction["mask_png_base64"] = f"<{len(prediction['mask_png_base64'])} base64 characters>"
+    prediction["polygon"] = " ".join(f"{x},{y}" for x, y in prediction.get("polygon", []))
     venv_bin = Path(sys.executable).parent
     return "\n".join(
         [
