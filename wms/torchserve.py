@@ -23,9 +23,9 @@ from wms.front_door import FrontDoor, FrontDoorError
 
 SERVING_DIR = Path(__file__).resolve().parent.parent / "serving"
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
-"""Phone photos reach 8-12 MB as JPEG (a 48-megapixel HEIF turned JPEG is the largest seen), and TorchServe's
-default of 6.5 MB turns some away; 16 MiB takes them all while a body can still decode to at most the handler's
-pixel limit (wms.uploads.PhotoLimits)."""
+"""Photos from phones with 48- or 50-megapixel sensors commonly run to 8-12 MB as JPEG, more than TorchServe's
+default of 6.5 MB; 16 MiB leaves room for them, while what a body may decode to is capped separately by the
+handler's pixel limit (wms.uploads.PhotoLimits)."""
 
 
 @dataclass(frozen=True)
@@ -133,11 +133,12 @@ class LocalTorchServe:
         def port(address_key: str) -> int:
             return int(entries[address_key].split()[0].rsplit(":", 1)[-1])
 
+        front_door = "front_door_port" in entries
         return cls(
             home=home,
-            inference_port=port("front_door_port") if "front_door_port" in entries else port("inference_address"),
-            backend_port=port("inference_address"),
-            front_door="front_door_port" in entries,
+            inference_port=port("front_door_port") if front_door else port("inference_address"),
+            **({"backend_port": port("inference_address")} if front_door else {}),
+            front_door=front_door,
             management_port=port("management_address"),
             metrics_port=port("metrics_address"),
             worker_port=port("initial_worker_port"),

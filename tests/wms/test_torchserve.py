@@ -2,6 +2,7 @@ import json
 import socket
 import time
 import zipfile
+from dataclasses import replace
 
 import pytest
 
@@ -53,3 +54,12 @@ def test_a_server_that_cannot_start_fails_fast_with_the_reason(archive, tmp_path
         finally:
             server.stop()  # also when the start did not fail as it should
     assert time.monotonic() - started < 60
+
+
+def test_a_server_is_found_again_from_the_config_it_wrote(tmp_path):
+    behind_nginx = replace(LocalTorchServe.on_port(tmp_path, 9100), worker_port=9300)
+    direct = replace(LocalTorchServe(tmp_path, inference_port=9200), front_door=False)
+    for server in (behind_nginx, direct):
+        server.write_config()
+        assert LocalTorchServe.of_home(tmp_path) == server
+    assert LocalTorchServe.of_home(tmp_path / "never-started") == LocalTorchServe(tmp_path / "never-started")
