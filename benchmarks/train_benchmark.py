@@ -82,6 +82,7 @@ OVERRIDES = {
     "loss": str,
     "threads": int,
     "workers": int,
+    "initial_weights": str,
 }
 """Settings that a command-line option (--image-size for image_size) changes in the preset."""
 

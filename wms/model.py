@@ -38,6 +38,19 @@ def build_unet(encoder: str, encoder_weights: str | Path | None = None) -> torch
     return model
 
 
+def load_model_weights(model: torch.nn.Module, path: Path) -> None:
+    """Start the whole U-Net from earlier weights: a state dict, or a WMS training checkpoint (its best weights)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"initial weights {path} do not exist: give a state dict or a training checkpoint (last.pt)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "progress" in state:  # a checkpoint written by wms.checkpoint
+        state = state["progress"]["best_state"] or state["average"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"{path} does not fit this U-Net (another encoder?): {str(error).splitlines()[0]}") from error
+
+
 def load_encoder_weights(model: smp.Unet, path: Path) -> None:
     """Load an encoder state dict; every encoder weight must be found (classifier heads in the file are ignored)."""
     if not path.is_file():

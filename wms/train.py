@@ -24,7 +24,7 @@ from wms.dataset import MeterDataset, Sample, load_sample
 from wms.imaging import read_mask, read_photo
 from wms.losses import loss_by_name
 from wms.metrics import ScoreAccumulator, SegmentationScores
-from wms.model import build_unet
+from wms.model import build_unet, load_model_weights
 from wms.predict import Segmenter, TorchBackend
 
 
@@ -46,6 +46,8 @@ class TrainSettings:
     workers: int = 0
     device: str = "auto"
     encoder_weights: str = ""
+    initial_weights: str = ""
+    """A state dict or training checkpoint of the whole U-Net to start from (fine-tuning); empty starts afresh."""
 
     def as_params(self) -> dict[str, str | int | float]:
         return asdict(self)
@@ -97,7 +99,10 @@ class _Trainable:
     @classmethod
     def create(cls, settings: TrainSettings, steps: int) -> _Trainable:
         device = resolve_device(settings.device)
-        model = build_unet(settings.encoder, settings.encoder_weights or None).to(device, memory_format=torch.channels_last)
+        model = build_unet(settings.encoder, settings.encoder_weights or None)
+        if settings.initial_weights:
+            load_model_weights(model, Path(settings.initial_weights))
+        model = model.to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=steps)
         return cls(model, WeightAverage(model, settings.average_decay), optimizer, scheduler)

@@ -52,3 +52,21 @@ def test_encoder_weights_load_from_a_file_and_a_wrong_file_is_refused(tmp_path):
         build_unet("resnet18", tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="do not exist"):
         build_unet("resnet18", tmp_path / "missing.pt")
+
+
+def test_the_whole_model_starts_from_a_state_dict_or_a_checkpoint_and_a_misfit_is_refused(tmp_path):
+    import torch
+
+    from wms.model import load_model_weights
+
+    trained = build_unet("mobilenet_v2")
+    torch.save(trained.state_dict(), tmp_path / "weights.pt")
+    torch.save({"progress": {"best_state": trained.state_dict()}, "average": {}}, tmp_path / "last.pt")
+    for path in (tmp_path / "weights.pt", tmp_path / "last.pt"):
+        fresh = build_unet("mobilenet_v2")
+        load_model_weights(fresh, path)
+        assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trained.state_dict().values(), strict=True))
+    with pytest.raises(ValueError, match="does not fit"):
+        load_model_weights(build_unet("resnet18"), tmp_path / "weights.pt")
+    with pytest.raises(FileNotFoundError):
+        load_model_weights(build_unet("mobilenet_v2"), tmp_path / "absent.pt")

@@ -42,6 +42,9 @@ class TrainingConfig(dg.Config):
     workers: int | None = Field(default=None, description="DataLoader worker processes (0 prepares batches in the trainer).")
     device: str | None = Field(default=None, description="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
     encoder_weights: str | None = Field(default=None, description="Path of encoder weights (a state dict) to start from.")
+    initial_weights: str | None = Field(
+        default=None, description="Path of a whole U-Net's weights (a state dict or a training checkpoint) to fine-tune."
+    )
     reuse_finished_run: bool = Field(
         default=True,
         description="Reuse a finished MLflow run with the same settings, data version and code instead of retraining.",
