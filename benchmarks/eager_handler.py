@@ -13,7 +13,7 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from wms.imaging import bounding_box, mask_to_png, read_photo
-from wms.predict import Segmenter, window_polygon
+from wms.predict import Segmenter, window_confidence, window_polygon
 
 
 class EagerWindowHandler(BaseHandler):
@@ -35,7 +35,7 @@ class EagerWindowHandler(BaseHandler):
     def postprocess(self, data):
         answers = []
         for probabilities, mask in data:
-            confidence = float(probabilities[mask].mean()) if mask.any() else float(1.0 - probabilities.max())
+            confidence = window_confidence(probabilities, mask)
             answers.append(
                 {
                     "mask_png_base64": base64.b64encode(mask_to_png(mask)).decode("ascii"),

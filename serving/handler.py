@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from wms.imaging import bounding_box, mask_to_png
-from wms.predict import Segmenter, window_polygon
+from wms.predict import Segmenter, window_confidence, window_polygon
 from wms.service_metrics import HandlerMetrics
 from wms.uploads import DecodedPhoto, PhotoLimits, PhotoRejected, decode_photo
 
@@ -180,7 +180,7 @@ class WindowSegmenter:
     def postprocess(self, photos: dict[int, DecodedPhoto], answers: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, dict]:
         responses = {}
         for index, (probabilities, mask) in answers.items():
-            confidence = float(probabilities[mask].mean()) if mask.any() else float(1.0 - probabilities.max())
+            confidence = window_confidence(probabilities, mask)
             fraction = float(mask.mean())
             self.metrics.answer(fraction, confidence)
             responses[index] = {

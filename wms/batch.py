@@ -26,7 +26,12 @@ def resolve_segmenter(model_ref: str, layout: StateLayout) -> Segmenter:
     path = Path(model_ref)
     if path.suffix == ".onnx" and path.is_file():
         return onnx_segmenter(path)
-    raise LookupError(
+    raise unknown_model(model_ref)
+
+
+def unknown_model(model_ref: str) -> LookupError:
+    """The error for a MODEL argument that names no model, saying what to give instead."""
+    return LookupError(
         f"no model at {model_ref!r}: give 'champion', an MLflow URI such as models:/{MODEL_NAME}@champion, "
         "or the path of an exported .onnx file"
     )

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from wms.batch import unknown_model
 from wms.layout import MODEL_NAME, StateLayout
 from wms.torchserve import LocalTorchServe, build_archive
 from wms.tracking import CHAMPION, ModelRegistry
@@ -37,10 +38,7 @@ def resolve_servable(model_ref: str, layout: StateLayout) -> ServableModel:
     if path.suffix == ".onnx" and path.is_file():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return ServableModel(path, f"file-{digest[:12]}", str(path.resolve()))
-    raise LookupError(
-        f"no model at {model_ref!r}: give 'champion', an MLflow URI such as models:/{MODEL_NAME}@champion, "
-        "or the path of an exported .onnx file"
-    )
+    raise unknown_model(model_ref)
 
 
 def serve_model(model: ServableModel, server: LocalTorchServe) -> str:

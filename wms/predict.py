@@ -52,7 +52,7 @@ class Segmenter:
         return self.max_side or 4 * self.image_size
 
     def probabilities_batch(self, photos: list[np.ndarray], sizes: list[tuple[int, int]] | None = None) -> list[np.ndarray]:
-        """Probability maps of a batch of photos: one model batch for the first look, one for the zoomed look.
+        """Probability maps of a batch of photos: one model batch for the first look, one per zoomed round.
 
         Each map is (H, W) of its photo, or of `sizes` (height, width) when the photos were decoded smaller.
         """
@@ -161,6 +161,11 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
     outline = Image.new("L", (mask.shape[1], mask.shape[0]), 0)
     ImageDraw.Draw(outline).polygon([tuple(point) for point in points[hull.vertices]], fill=1, outline=1)
     return np.asarray(outline, dtype=bool)
+
+
+def window_confidence(probabilities: np.ndarray, mask: np.ndarray) -> float:
+    """Mean window probability inside the mask; for an empty mask, how sure the model is that there is no window."""
+    return float(probabilities[mask].mean()) if mask.any() else float(1.0 - probabilities.max())
 
 
 def window_polygon(mask: np.ndarray) -> list[list[int]]:
