@@ -35,8 +35,15 @@ THRESHOLDS = (0.35, 0.5, 0.65)
 CLEANUPS = ("none", "largest", "convex")
 
 
-def load_best(checkpoint: Path) -> tuple[torch.nn.Module, dict]:
+def load_best(checkpoint: Path, encoder: str | None = None, image_size: int | None = None) -> tuple[torch.nn.Module, dict]:
+    """The best weights of a training checkpoint, or a plain state dict (train_benchmark.py --weights) given its
+    encoder and input size."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if "progress" not in state:
+        if not (encoder and image_size):
+            raise SystemExit(f"{checkpoint} is a plain state dict, not a training checkpoint: give --encoder and --image-size")
+        progress = {"best_state": state, "epoch": "?", "best_epoch": "?", "best_iou": float("nan")}
+        state = {"settings": {"encoder": encoder, "image_size": image_size}, "progress": progress}
     settings = state["settings"]
     model = build_unet(settings["encoder"]).eval()
     model.load_state_dict(state["progress"]["best_state"])
@@ -52,9 +59,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="score only the first N photos of the split (a quick look)")
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--encoder", help="for a plain state dict: its encoder")
+    parser.add_argument("--image-size", type=int, help="for a plain state dict: the input side it was trained at")
+    parser.add_argument("--shipped-only", action="store_true", help="only the inference that ships (two looks, 0.5, largest)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, state = load_best(args.checkpoint)
+    model, state = load_best(args.checkpoint, args.encoder, args.image_size)
     pairs = load_splits(args.data, args.splits)[args.split][: args.limit]
     photos = [read_photo(pair.image) for pair in pairs]
     truths = [read_mask(pair.mask) for pair in pairs]
@@ -63,13 +73,14 @@ def main() -> None:
         f"{args.checkpoint}: epoch {progress['epoch']}, best epoch {progress['best_epoch']} (val IoU {progress['best_iou']:.4f})"
     )
     results = {}
-    for look, options in LOOKS.items():
+    looks = {"two looks": LOOKS["two looks"]} if args.shipped_only else LOOKS
+    for look, options in looks.items():
         segmenter = Segmenter(TorchBackend(model), state["settings"]["image_size"], **options)
         started = time.perf_counter()
         probabilities = [segmenter.probabilities(photo) for photo in photos]
         milliseconds = round((time.perf_counter() - started) / len(photos) * 1000, 1)
-        for threshold in THRESHOLDS:
-            for cleanup in CLEANUPS:
+        for threshold in (0.5,) if args.shipped_only else THRESHOLDS:
+            for cleanup in ("largest",) if args.shipped_only else CLEANUPS:
                 judge = Segmenter(segmenter.backend, segmenter.image_size, threshold=threshold, cleanup=cleanup)
                 accumulator = ScoreAccumulator.empty()
                 for probability, truth in zip(probabilities, truths, strict=True):

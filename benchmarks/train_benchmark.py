@@ -91,6 +91,18 @@ def settings_from(args: argparse.Namespace) -> TrainSettings:
     return preset(args.preset).with_overrides(**{name: getattr(args, name) for name in OVERRIDES})
 
 
+def epochs_within(splits: dict[str, list[Pair]], settings: TrainSettings, minutes: float) -> int:
+    """How many epochs of `settings` fit in `minutes`, from a two-epoch run: its second epoch sets the pace, the rest
+    (loading the photos, the first epoch's warm-up, scoring test) is counted once."""
+    marks = [time.perf_counter()]
+    probe = settings.with_overrides(epochs=2, patience=0)
+    train(splits, probe, on_epoch=lambda epoch, metrics: marks.append(time.perf_counter()))
+    pace, fixed = marks[2] - marks[1], time.perf_counter() - marks[0] - 2 * (marks[2] - marks[1])
+    epochs = max(2, int((minutes * 60 - fixed) / pace))
+    print(f"probe: {pace:.1f} s per epoch, {fixed:.0f} s fixed: {epochs} epochs fit in {minutes} min", flush=True)
+    return epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, nargs="?")
@@ -99,7 +111,9 @@ def main() -> None:
     for name, kind in OVERRIDES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help="overrides the preset")
     parser.add_argument("--checkpoints", type=Path, help="save every epoch here and resume from it")
+    parser.add_argument("--minutes", type=float, help="instead of --epochs: as many epochs as fit, timed on two first")
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--weights", type=Path, help="save the best weights (a state dict) here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         data = args.data
@@ -112,6 +126,8 @@ def main() -> None:
 def run(args: argparse.Namespace, data: Path) -> None:
     splits = load_splits(data, args.splits)
     settings = settings_from(args)
+    if args.minutes:
+        settings = settings.with_overrides(epochs=epochs_within(splits, settings, args.minutes))
     device = resolve_device(settings.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"{name}: {settings} on { {k: len(v) for k, v in splits.items()} } from {data}", flush=True)
@@ -149,6 +165,8 @@ def run(args: argparse.Namespace, data: Path) -> None:
         "batch16_images_per_s": round(16 / float(np.median(batched)), 1),
     }
     print(json.dumps(report), flush=True)
+    if args.weights:
+        torch.save(result.model.state_dict(), args.weights)
     if args.output:
         args.output.write_text(json.dumps({**report, "history": result.history}, indent=1))
 
