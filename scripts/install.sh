@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything WMS needs into .venv (Python) and the system (Java 17 for TorchServe, nginx in front of it).
+# Install everything WMS needs into .venv (Python), .venv-checkov (checkov) and the system (Java 17 for TorchServe,
+# nginx in front of it, buildah, docker-registry and debootstrap for images).
 # Re-running is cheap: the virtual environment is rebuilt only when requirements.lock or pyproject.toml change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,26 @@ fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   echo "installing nginx, the front door of the local TorchServe (wms/front_door.py)"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
+fi
+
+# Images without a daemon (wms/image.py, tests/images): buildah builds, docker-registry stands in for ECR in the
+# tests, debootstrap makes a base image without any public registry.
+missing=()
+for tool in buildah:buildah docker-registry:docker-registry debootstrap:debootstrap; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} (image builds without a Docker engine)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# checkov pins many packages that clash with the project's: it gets a virtual environment of its own.
+CHECKOV_WANT=$(sha256sum requirements-checkov.lock | cut -c1-16)
+if [ ! -f .venv-checkov/.wms-installed ] || [ "$(cat .venv-checkov/.wms-installed)" != "$CHECKOV_WANT" ]; then
+  echo "installing checkov into .venv-checkov"
+  [ -x .venv-checkov/bin/python ] || "$PYTHON" -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.lock
+  echo "$CHECKOV_WANT" > .venv-checkov/.wms-installed
 fi
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then

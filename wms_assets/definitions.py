@@ -12,6 +12,7 @@ from wms_assets.constants import (
     SERVING_IMAGE,
     TRAINING_JOB,
 )
+from wms_assets.kubernetes import TRAINING_RETRY, training_executor
 from wms_assets.profiles import current_profile, resources_for
 from wms_assets.sensors.code import code_change_sensor
 from wms_assets.sensors.data import data_change_sensor
@@ -22,11 +23,19 @@ lineage_job = dg.define_asset_job(
     description="Data to served model: every asset of the lineage, with its checks.",
 )
 
-training_job = dg.define_asset_job(
-    TRAINING_JOB,
-    selection=dg.AssetSelection.assets(CHAMPION_MODEL).upstream(),
-    description="Data to champion: train, register, gate and promote, without packaging or releasing.",
-)
+
+def training_job(profile: str):
+    """Data to champion. On the aws profile each step is a Kubernetes Job (the training step's on a GPU node)."""
+    on_kubernetes = profile == "aws"
+    return dg.define_asset_job(
+        TRAINING_JOB,
+        selection=dg.AssetSelection.assets(CHAMPION_MODEL).upstream(),
+        description="Data to champion: train, register, gate and promote, without packaging or releasing.",
+        executor_def=training_executor() if on_kubernetes else None,
+        op_retry_policy=TRAINING_RETRY if on_kubernetes else None,
+    )
+
+
 release_job = dg.define_asset_job(
     RELEASE_JOB,
     selection=dg.AssetSelection.assets(SERVING_ARTIFACTS, SERVING_IMAGE, RELEASE),
@@ -34,14 +43,14 @@ release_job = dg.define_asset_job(
 )
 
 
-def build_definitions(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
+def build_definitions(resources: dict[str, dg.ConfigurableResource], profile: str = "local") -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([data, model, serving]),
         asset_checks=dg.load_asset_checks_from_modules([data_checks, model_checks]),
-        jobs=[lineage_job, training_job, release_job],
+        jobs=[lineage_job, training_job(profile), release_job],
         sensors=[data_change_sensor, code_change_sensor],
         resources=resources,
     )
 
 
-defs = build_definitions(resources_for(current_profile()))
+defs = build_definitions(resources_for(current_profile()), current_profile())

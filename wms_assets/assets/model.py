@@ -17,6 +17,7 @@ from wms.tracking import CHALLENGER, CHAMPION, GATE_TAG_PREFIX, MODEL_URI_TAG, O
 from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, preset, train
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import GROUP_MODEL
+from wms_assets.kubernetes import training_pod_tags
 from wms_assets.resources import MlflowRegistry, TrainingWorkspace
 
 TRAINING_KEY_TAG = "wms_training_key"
@@ -87,7 +88,7 @@ def training_key(settings: TrainSettings, data_version: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-@dg.asset(group_name=GROUP_MODEL, kinds={"pytorch", "mlflow"})
+@dg.asset(group_name=GROUP_MODEL, kinds={"pytorch", "mlflow", "kubernetes"}, op_tags=training_pod_tags)
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
