@@ -41,6 +41,17 @@ variable "vpc_cidr" {
   default     = "10.0.0.0/16"
 }
 
+variable "availability_zone_suffixes" {
+  description = "The two availability zones, as suffixes of the region (eu-central-1 + a = eu-central-1a)."
+  type        = list(string)
+  default     = ["a", "b"]
+
+  validation {
+    condition     = length(var.availability_zone_suffixes) == 2 && alltrue([for suffix in var.availability_zone_suffixes : can(regex("^[a-z]$", suffix))])
+    error_message = "availability_zone_suffixes needs exactly two single letters, e.g. [\"a\", \"b\"]."
+  }
+}
+
 variable "public_subnet_cidrs" {
   description = "One public subnet per availability zone (internet-facing load balancers, NAT gateways)."
   type        = list(string)
@@ -64,7 +75,7 @@ variable "private_subnet_cidrs" {
 }
 
 variable "cluster_public_access_cidrs" {
-  description = "CIDRs allowed to reach the public Kubernetes API endpoint: your office or VPN and the deploy runners' egress."
+  description = "CIDRs allowed to reach the public Kubernetes API endpoint: your office or VPN and the deploy runners' egress (README.md)."
   type        = list(string)
 
   validation {
@@ -116,7 +127,7 @@ variable "gpu_node_group" {
 }
 
 variable "github_repository" {
-  description = "The GitHub repository (owner/name) whose workflows may assume the train and deploy roles."
+  description = "The GitHub repository (owner/name) whose workflows may assume the train, staging and production roles."
   type        = string
 
   validation {
@@ -129,12 +140,6 @@ variable "github_train_branch" {
   description = "The only branch whose workflows may assume the train role."
   type        = string
   default     = "main"
-}
-
-variable "github_deploy_environments" {
-  description = "The GitHub environments whose jobs may assume the deploy role (protect production with required reviewers)."
-  type        = list(string)
-  default     = ["staging", "production"]
 }
 
 variable "create_github_oidc_provider" {

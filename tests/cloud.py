@@ -38,11 +38,16 @@ def kubernetes_validate(files: list[Path]) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
-def checkov(directory: Path, framework: str, skips: list[str] | None = None) -> dict:
-    """checkov's JSON report on a folder (checkov runs from .venv-checkov: it pins packages that clash with ours)."""
+def checkov(directory: Path, framework: str, skips: list[str] | None = None, quiet: bool = True) -> dict:
+    """checkov's JSON report on a folder (checkov runs from .venv-checkov: it pins packages that clash with ours).
+
+    quiet=False keeps the passed and skipped checks in the report (--quiet leaves only the failed ones).
+    """
     if not CHECKOV.exists():
         pytest.fail(f"checkov is not installed at {CHECKOV}: run `make install` (scripts/install.sh)")
-    command = [str(CHECKOV), "-d", str(directory), "--framework", framework, "--skip-download", "-o", "json", "--quiet"]
+    command = [str(CHECKOV), "-d", str(directory), "--framework", framework, "--skip-download", "-o", "json"]
+    if quiet:
+        command.append("--quiet")
     if skips:
         command += ["--skip-check", ",".join(skips)]
     completed = subprocess.run(command, capture_output=True, text=True)
