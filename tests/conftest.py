@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 from pathlib import Path
@@ -51,3 +52,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def kubeconfig_of_an_absent_cluster(tmp_path) -> Path:
+    """A kubeconfig whose API server address has nothing listening (no cluster can run here)."""
+    port = free_port()  # nothing listens there
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "eks", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+                "users": [{"name": "ci", "user": {"token": "not-a-real-token"}}],
+                "contexts": [{"name": "eks", "context": {"cluster": "eks", "user": "ci"}}],
+                "current-context": "eks",
+            }
+        )
+    )
+    return path

@@ -11,6 +11,11 @@ from pathlib import Path
 import click
 
 from wms.layout import MODEL_NAME, StateLayout, default_home
+from wms.stages import STAGES
+
+JOBS = {"lineage": "wms_lineage", "training": "wms_training", "staging": "wms_staging", "production": "wms_production"}
+"""`wms run --job` names -> the Dagster jobs of wms_assets.definitions."""
+DAGSTER_URL_VARIABLE = "WMS_DAGSTER_URL"
 
 
 @click.group()
@@ -29,22 +34,64 @@ def main() -> None:
 @click.option("--epochs", type=int, help="Training epochs (default: the preset's).")
 @click.option("--encoder", help="U-Net encoder (default: the preset's).")
 @click.option("--image-size", type=int, help="Model input side in pixels (default: the preset's).")
-def run(data_dir: Path | None, preset: str, epochs: int | None, encoder: str | None, image_size: int | None) -> None:
-    """Materialize the whole asset graph on the current profile and print how to use the result."""
+@click.option(
+    "--job",
+    type=click.Choice(list(JOBS)),
+    default="lineage",
+    show_default=True,
+    help="lineage: everything; training: data to champion; staging: package, image, staging release; production: prod release.",
+)
+def run(data_dir: Path | None, preset: str, epochs: int | None, encoder: str | None, image_size: int | None, job: str) -> None:
+    """Materialize a job of the asset graph (the whole graph by default) and print how to use the result.
+
+    On the local profile the job runs in this process; on the aws profile it is submitted to the Dagster deployment
+    at $WMS_DAGSTER_URL, which runs it on EKS, and this command waits for it.
+    """
+    chosen = {"preset": preset, "epochs": epochs, "encoder": encoder, "image_size": image_size}
+    overrides = {key: value for key, value in chosen.items() if value is not None}
+    if _profile() == "aws":
+        _run_remotely(JOBS[job], overrides)
+        return
     layout = _prepare_state()
     if data_dir:
         os.environ["WMS_DATA_DIR"] = str(data_dir.resolve())
     from wms_assets.run import materialize_lineage
 
-    chosen = {"preset": preset, "epochs": epochs, "encoder": encoder, "image_size": image_size}
-    overrides = {key: value for key, value in chosen.items() if value is not None}
     started = time.perf_counter()
-    outcome = materialize_lineage(overrides)
+    outcome = materialize_lineage(overrides, job=JOBS[job])
     click.echo(outcome.summary())
     if not outcome.success:
         sys.exit(1)
-    click.echo(f"\nThe graph took {time.perf_counter() - started:.0f} s.")
-    click.echo(next_steps(layout, outcome.release_url, outcome.sample_photo))
+    click.echo(f"\nThe job took {time.perf_counter() - started:.0f} s.")
+    if outcome.release_url:
+        click.echo(next_steps(layout, outcome.release_url, outcome.sample_photo))
+
+
+def _profile() -> str:
+    from wms_assets.profiles import current_profile
+
+    try:
+        return current_profile()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+
+
+def _run_remotely(job: str, overrides: dict) -> None:
+    from wms_assets.remote import submit_and_wait
+
+    url = os.environ.get(DAGSTER_URL_VARIABLE)
+    if not url:
+        raise click.UsageError(
+            f"the aws profile submits jobs to its Dagster deployment: set {DAGSTER_URL_VARIABLE} to its webserver's address"
+        )
+    run_config = (
+        {"ops": {"trained_model": {"config": overrides}}} if overrides and job in (JOBS["lineage"], JOBS["training"]) else {}
+    )
+    click.echo(f"submitting {job} to {url}")
+    outcome = submit_and_wait(url, job, run_config)
+    click.echo(f"run {outcome.run_id}: {outcome.status.value} ({outcome.url})")
+    if not outcome.success:
+        sys.exit(1)
 
 
 def _prepare_state() -> StateLayout:
@@ -238,3 +285,33 @@ def data_generate(output: Path, count: int, seed: int) -> None:
 
     names = generate_dataset(output, SyntheticSpec(count=count, seed=seed))
     click.echo(f"wrote {len(names)} pairs to {output}")
+
+
+@main.group()
+def release() -> None:
+    """The serving release on EKS: the Helm chart in helm/wms-serving."""
+
+
+@release.command("render")
+@click.option("--stage", "stage_name", required=True, type=click.Choice(list(STAGES)), help="The stage to render.")
+@click.option(
+    "--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="A new or empty folder for the manifests."
+)
+@click.option("--model-version", required=True, help="The registered model version that the image holds, e.g. 7.")
+@click.option("--image", required=True, help="The serving image pinned by digest: REPOSITORY@sha256:<64 hex digits>, as pushed.")
+def release_render(stage_name: str, output: Path, model_version: str, image: str) -> None:
+    """Write the manifests that `helm upgrade --install` would apply for STAGE, one file per template.
+
+    The image and version are required, with no default: a release pins one image by digest, and a render is a
+    look at exactly such a release.
+    """
+    from wms.helm_release import HelmReleaseError, render, write_manifests
+
+    try:
+        written = write_manifests(render(stage_name, model_version, image), output)
+    except HelmReleaseError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"wrote {len(written)} manifests of the {stage_name} release ({STAGES[stage_name].namespace}) to {output}")

@@ -44,6 +44,12 @@ def generate_dataset(root: Path, spec: SyntheticSpec) -> list[str]:
     return names
 
 
+def sample_pair(seed: int = 0, spec: SyntheticSpec | None = None) -> tuple[Image.Image, Image.Image]:
+    """One synthetic photo and its mask, without writing files (a release's smoke test sends such a photo)."""
+    photo, mask, _ = _draw_sample(np.random.default_rng(seed), spec or SyntheticSpec(count=1, seed=seed))
+    return photo, mask
+
+
 def _draw_sample(rng: np.random.Generator, spec: SyntheticSpec) -> tuple[Image.Image, Image.Image, tuple[int, int]]:
     width, height = (spec.width, spec.height) if rng.random() < 0.7 else (spec.height, spec.width)
     photo = _background(rng, width, height)

@@ -11,11 +11,15 @@ REGISTERED_MODEL = dg.AssetKey("registered_model")
 CHAMPION_MODEL = dg.AssetKey("champion_model")
 SERVING_ARTIFACTS = dg.AssetKey("serving_artifacts")
 SERVING_IMAGE = dg.AssetKey("serving_image")
+STAGING_RELEASE = dg.AssetKey("staging_release")
 RELEASE = dg.AssetKey("release")
+"""The production release."""
 
 LINEAGE_JOB = "wms_lineage"
 RELEASE_JOB = "wms_release"
 TRAINING_JOB = "wms_training"
+STAGING_JOB = "wms_staging"
+PRODUCTION_JOB = "wms_production"
 DATA_FOLDER = "data/water-meters"
 """The tracked data set's folder inside the DVC repository."""
 SOURCE_VERSION = "source_version"

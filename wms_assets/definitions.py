@@ -2,14 +2,17 @@
 
 import dagster as dg
 
-from wms_assets.assets import data, data_checks, model, model_checks, serving
+from wms_assets.assets import data, data_checks, model, model_checks, release, serving
 from wms_assets.constants import (
     CHAMPION_MODEL,
     LINEAGE_JOB,
+    PRODUCTION_JOB,
     RELEASE,
     RELEASE_JOB,
     SERVING_ARTIFACTS,
     SERVING_IMAGE,
+    STAGING_JOB,
+    STAGING_RELEASE,
     TRAINING_JOB,
 )
 from wms_assets.kubernetes import TRAINING_RETRY, training_executor
@@ -38,16 +41,26 @@ def training_job(profile: str):
 
 release_job = dg.define_asset_job(
     RELEASE_JOB,
-    selection=dg.AssetSelection.assets(SERVING_ARTIFACTS, SERVING_IMAGE, RELEASE),
-    description="Package and release whatever version the `champion` alias points at (after `wms rollback`).",
+    selection=dg.AssetSelection.assets(SERVING_ARTIFACTS, SERVING_IMAGE, STAGING_RELEASE, RELEASE),
+    description="Package and release (staging, then production) whatever version `champion` points at (after `wms rollback`).",
+)
+staging_job = dg.define_asset_job(
+    STAGING_JOB,
+    selection=dg.AssetSelection.assets(SERVING_ARTIFACTS, SERVING_IMAGE, STAGING_RELEASE),
+    description="Package the champion, build and push its image, release it to staging and smoke-test it.",
+)
+production_job = dg.define_asset_job(
+    PRODUCTION_JOB,
+    selection=dg.AssetSelection.assets(RELEASE),
+    description="Release to production the image that staging answered with (after approval in the deploy workflow).",
 )
 
 
 def build_definitions(resources: dict[str, dg.ConfigurableResource], profile: str = "local") -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([data, model, serving]),
-        asset_checks=dg.load_asset_checks_from_modules([data_checks, model_checks]),
-        jobs=[lineage_job, training_job(profile), release_job],
+        assets=dg.load_assets_from_modules([data, model, serving, release]),
+        asset_checks=dg.load_asset_checks_from_modules([data_checks, model_checks, release]),
+        jobs=[lineage_job, training_job(profile), release_job, staging_job, production_job],
         sensors=[data_change_sensor, code_change_sensor],
         resources=resources,
     )

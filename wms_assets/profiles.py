@@ -10,6 +10,7 @@ from wms_assets.resources import (
     CodeCheckout,
     DataQualityPolicy,
     DvcStorage,
+    HelmRelease,
     ImageBuilder,
     LocalModelServer,
     MlflowRegistry,
@@ -66,7 +67,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
 
 
 def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
-    """S3 for DVC, an MLflow server (backed by RDS MySQL), ECR for images; secrets only through EnvVar."""
+    """S3 for DVC, an MLflow server (backed by RDS MySQL), ECR for images, Helm releases on EKS."""
     return {
         "raw_source": raw_image_source(layout),
         "dvc": DvcStorage(
@@ -82,6 +83,8 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         "training_workspace": TrainingWorkspace(checkpoint_root=str(layout.checkpoints)),
         "serving_workspace": ServingWorkspace(root=str(layout.serving)),
         "image_builder": ImageBuilder(builder="buildah", repository=dg.EnvVar("WMS_ECR_REPOSITORY")),
-        "model_server": LocalModelServer(home=str(layout.torchserve_home)),
+        "model_server": HelmRelease(
+            kubeconfig=os.environ.get("KUBECONFIG") or None, api_token=os.environ.get("WMS_API_TOKEN") or None
+        ),
         "code": CodeCheckout(path=str(PROJECT_ROOT)),
     }

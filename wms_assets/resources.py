@@ -1,13 +1,16 @@
 """Typed Dagster resources: thin, configurable handles on the wms library's services."""
 
 import json
-from dataclasses import asdict
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from wms.gitinfo import changed_files, head_sha
+from wms.gitinfo import PROJECT_ROOT, changed_files, head_sha
+from wms.smoke import SmokeResult, smoke_test
+from wms.stages import CHART_DIR
 from wms.synthetic import SyntheticSpec, generate_dataset
 from wms.torchserve import LocalTorchServe
 from wms.tracking import ModelRegistry
@@ -151,8 +154,32 @@ class ImageBuilder(dg.ConfigurableResource):
         return bool(self.builder and self.repository)
 
 
-class LocalModelServer(dg.ConfigurableResource):
-    """A TorchServe on this machine, bound to the loopback interface."""
+@dataclass(frozen=True)
+class Deployment:
+    """A model version running in a stage, and the address that answers for it."""
+
+    stage: str
+    url: str
+    previous_version: str | None
+    revision: str | None = None
+
+
+class ReleaseTarget(dg.ConfigurableResource):
+    """Where a stage's release goes: a TorchServe on this machine (local) or a Helm release on EKS (aws)."""
+
+    def deploy(self, stage: str, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
+        raise NotImplementedError
+
+    def smoke_test(self, deployment: Deployment, model_name: str, version: str) -> SmokeResult:
+        raise NotImplementedError
+
+
+class LocalModelServer(ReleaseTarget):
+    """A TorchServe on this machine, bound to the loopback interface.
+
+    The local profile has one server for both stages: the staging release starts or updates it and is smoke-tested,
+    the production release finds the same version there and confirms it.
+    """
 
     home: str = Field(description="TorchServe's folder: config, model store, logs.")
     host: str = Field(default="127.0.0.1", description="Address TorchServe binds to.")
@@ -180,6 +207,55 @@ class LocalModelServer(dg.ConfigurableResource):
             handler_metrics_port=self.handler_metrics_port,
             backend_port=self.backend_port,
         )
+
+    def deploy(self, stage: str, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
+        server = self.server()
+        server.model_store.mkdir(parents=True, exist_ok=True)
+        stored = server.model_store / archive.name
+        if stored.resolve() != archive.resolve():
+            shutil.copyfile(archive, stored)
+        before = server.served_version(model_name)
+        server.deploy(stored, model_name, version)
+        return Deployment(stage, server.inference_url, before)
+
+    def smoke_test(self, deployment: Deployment, model_name: str, version: str) -> SmokeResult:
+        server = self.server()
+        token = server.api_key_file.read_text().strip() if server.api_key_file else None
+        return smoke_test(deployment.url, model_name, version, token)
+
+
+class HelmRelease(ReleaseTarget):
+    """The serving chart (helm/wms-serving) released with Helm into the stage's namespace on EKS.
+
+    `helm upgrade --install` with rollback on failure and wait (wms.helm_release): a release whose pods do not become
+    ready is rolled back by Helm and the asset fails with the reason; then /ping must answer through the Service.
+    """
+
+    chart_dir: str = Field(default=str(PROJECT_ROOT / CHART_DIR), description="Folder of the serving chart.")
+    kubeconfig: str | None = Field(
+        default=None, description="kubeconfig file; unset uses KUBECONFIG, ~/.kube/config or the pod's service account."
+    )
+    timeout_seconds: int = Field(default=600, description="How long Helm waits for the pods to be ready before it rolls back.")
+    api_token: str | None = Field(default=None, description="Bearer token of the service (the wms-api-token Secret's value).")
+
+    def deploy(self, stage: str, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
+        from wms.helm_release import check_ping, service_url, upgrade
+
+        if not image_reference:
+            raise ValueError(
+                f"the {stage} release needs the serving image pushed and pinned by digest, and none was built:"
+                " configure the image builder (WMS_ECR_REPOSITORY) so that serving_image builds and pushes it"
+            )
+        kubeconfig = Path(self.kubeconfig) if self.kubeconfig else None
+        revision = upgrade(
+            stage, version, image_reference, kubeconfig=kubeconfig, timeout_s=self.timeout_seconds, chart_dir=Path(self.chart_dir)
+        )
+        url = service_url(stage)
+        check_ping(url)
+        return Deployment(stage, url, None, str(revision))
+
+    def smoke_test(self, deployment: Deployment, model_name: str, version: str) -> SmokeResult:
+        return smoke_test(deployment.url, model_name, version, self.api_token)
 
 
 class CodeCheckout(dg.ConfigurableResource):

@@ -31,7 +31,7 @@ def materialize_lineage(
     """Materialize every asset and check of a job (the whole lineage by default); report materializations and checks."""
     ops = {TRAINED_MODEL.path[-1]: {"config": training_overrides}} if training_overrides else None
     outcome = _execute(job, instance, defs, ops)
-    if outcome.success:
+    if outcome.success and job == LINEAGE_JOB:
         outcome.sample_photo = str(outcome.result.output_for_node("dataset").pairs("test")[0].image)
     return outcome
 

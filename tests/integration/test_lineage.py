@@ -67,6 +67,7 @@ def test_every_stage_materializes_and_every_gate_passes(first_run):
         "champion_model",
         "serving_artifacts",
         "serving_image",
+        "staging_release",
         "release",
     }
     for check in (
@@ -78,6 +79,7 @@ def test_every_stage_materializes_and_every_gate_passes(first_run):
         "no_regression_against_champion",
         "onnx_matches_pytorch",
         "onnx_latency_within_budget",
+        "staging_release_answers",
     ):
         assert f"  check {check}: passed" in first_run.lines
 

@@ -16,11 +16,15 @@ def test_definitions_load_with_every_stage():
         constants.CHAMPION_MODEL,
         constants.SERVING_ARTIFACTS,
         constants.SERVING_IMAGE,
+        constants.STAGING_RELEASE,
         constants.RELEASE,
     }
     assert defs.resolve_job_def(constants.LINEAGE_JOB) is not None
     release = defs.resolve_job_def(constants.RELEASE_JOB).asset_layer.selected_asset_keys
-    assert release == {constants.SERVING_ARTIFACTS, constants.SERVING_IMAGE, constants.RELEASE}
+    packaging = {constants.SERVING_ARTIFACTS, constants.SERVING_IMAGE}
+    assert release == packaging | {constants.STAGING_RELEASE, constants.RELEASE}
+    assert defs.resolve_job_def(constants.STAGING_JOB).asset_layer.selected_asset_keys == packaging | {constants.STAGING_RELEASE}
+    assert defs.resolve_job_def(constants.PRODUCTION_JOB).asset_layer.selected_asset_keys == {constants.RELEASE}
 
 
 def test_training_config_takes_the_preset_and_overrides_only_what_is_set():
@@ -46,6 +50,7 @@ def test_the_promotion_gates_are_blocking():
         "masks_are_binary": True,
         "split_proportions_within_tolerance": False,
         "no_image_in_two_splits": True,
+        "staging_release_answers": True,
     }
 
 

@@ -1,6 +1,5 @@
-"""Serving assets: ONNX export and model archive, the serving image, and the release."""
+"""Serving assets: ONNX export and model archive, and the serving image (the releases are in release.py)."""
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from wms.image import build_and_push, prepare_build_context
 from wms.torchserve import build_archive
 from wms.tracking import CHAMPION
 from wms_assets.constants import CHAMPION_MODEL, GROUP_SERVING
-from wms_assets.resources import ImageBuilder, LocalModelServer, MlflowRegistry, ServingWorkspace
+from wms_assets.resources import ImageBuilder, MlflowRegistry, ServingWorkspace
 
 
 @dataclass(frozen=True)
@@ -26,13 +25,8 @@ class ServingImage:
     context_digest: str
     image_digest: str | None
     artifacts: ServingArtifacts
-
-
-@dataclass(frozen=True)
-class Release:
-    url: str
-    model_name: str
-    version: str
+    reference: str | None = None
+    """repository@sha256:...: what releases run (pinned by digest, never a tag); None when nothing was built."""
 
 
 @dg.asset(group_name=GROUP_SERVING, kinds={"onnx", "torchserve"}, deps=[CHAMPION_MODEL])
@@ -91,21 +85,4 @@ def serving_image(
             "built": digest is not None,
             "note": note,
         },
-    )
-
-
-@dg.asset(group_name=GROUP_SERVING, kinds={"torchserve"})
-def release(context: dg.AssetExecutionContext, serving_image: ServingImage, model_server: LocalModelServer) -> dg.Output[Release]:
-    """The model served by TorchServe on this machine; a new champion replaces the running version."""
-    artifacts, server = serving_image.artifacts, model_server.server()
-    server.model_store.mkdir(parents=True, exist_ok=True)
-    archive = server.model_store / Path(artifacts.archive_path).name
-    shutil.copyfile(artifacts.archive_path, archive)
-    before = server.served_version(artifacts.model_name)
-    server.deploy(archive, artifacts.model_name, artifacts.version)
-    context.log.info("serving %s version %s (was %s)", artifacts.model_name, artifacts.version, before)
-    url = f"{server.inference_url}/predictions/{artifacts.model_name}"
-    return dg.Output(
-        Release(url, artifacts.model_name, artifacts.version),
-        metadata={"url": dg.MetadataValue.url(url), "version": artifacts.version, "previous_version": str(before)},
     )
