@@ -9,31 +9,24 @@
 locals {
   github_oidc_host = "token.actions.githubusercontent.com"
 
+  # The workflows only reach the cluster: they port-forward to the Dagster webserver (namespace dagster), submit
+  # the job and read the stage's Deployment. The work itself (data, training, images, Helm) runs in the cluster
+  # under the IRSA roles of iam.tf, so the GitHub roles need no S3 or ECR access.
   github_roles = {
     train = {
-      subject = "repo:${var.github_repository}:ref:refs/heads/${var.github_train_branch}"
-      policies = [
-        data.aws_iam_policy_document.s3_read_write["dvc"].json,
-        data.aws_iam_policy_document.s3_read_write["mlflow"].json,
-        data.aws_iam_policy_document.data_key_use.json,
-        data.aws_iam_policy_document.eks_describe.json,
-      ]
-      # The workflow port-forwards to the Dagster webserver, which launches the runs.
-      namespace = "dagster"
+      subject    = "repo:${var.github_repository}:ref:refs/heads/${var.github_train_branch}"
+      policies   = [data.aws_iam_policy_document.eks_describe.json]
+      namespaces = ["dagster"]
     }
     staging = {
-      subject = "repo:${var.github_repository}:environment:staging"
-      policies = [
-        data.aws_iam_policy_document.ecr_login.json,
-        data.aws_iam_policy_document.ecr_push["wms-serving"].json,
-        data.aws_iam_policy_document.eks_describe.json,
-      ]
-      namespace = local.serving_namespaces.staging
+      subject    = "repo:${var.github_repository}:environment:staging"
+      policies   = [data.aws_iam_policy_document.eks_describe.json]
+      namespaces = ["dagster", local.serving_namespaces.staging]
     }
     production = {
-      subject   = "repo:${var.github_repository}:environment:production"
-      policies  = [data.aws_iam_policy_document.eks_describe.json]
-      namespace = local.serving_namespaces.prod
+      subject    = "repo:${var.github_repository}:environment:production"
+      policies   = [data.aws_iam_policy_document.eks_describe.json]
+      namespaces = ["dagster", local.serving_namespaces.prod]
     }
   }
 
@@ -119,6 +112,6 @@ resource "aws_eks_access_policy_association" "github" {
 
   access_scope {
     type       = "namespace"
-    namespaces = [each.value.namespace]
+    namespaces = each.value.namespaces
   }
 }
