@@ -11,10 +11,11 @@ locals {
   irsa_roles = {
     dagster = {
       subject = "system:serviceaccount:dagster:dagster"
-      # Runs the asset graph: DVC data, MLflow artefacts, the image it builds and pushes, its own database secret.
+      # Runs the asset graph: DVC data, MLflow artefacts, IO manager values, the image it builds and pushes, its database secret.
       policies = [
         data.aws_iam_policy_document.s3_read_write["dvc"].json,
         data.aws_iam_policy_document.s3_read_write["mlflow"].json,
+        data.aws_iam_policy_document.s3_read_write["dagster"].json,
         data.aws_iam_policy_document.data_key_use.json,
         data.aws_iam_policy_document.ecr_login.json,
         data.aws_iam_policy_document.ecr_push["wms-serving"].json,

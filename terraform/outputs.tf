@@ -36,6 +36,11 @@ output "mlflow_bucket" {
   value       = aws_s3_bucket.data["mlflow"].id
 }
 
+output "dagster_io_bucket" {
+  description = "Dagster IO manager bucket: WMS_DAGSTER_IO_BUCKET in the wms-settings ConfigMap."
+  value       = aws_s3_bucket.data["dagster"].id
+}
+
 output "logs_bucket" {
   description = "S3 access logs and VPC flow logs."
   value       = aws_s3_bucket.logs.id

@@ -1,10 +1,11 @@
-# Buckets: the DVC remote (training data) and the MLflow artefact store, both private, KMS-encrypted and versioned so
+# Buckets: the DVC remote (training data), the MLflow artefact store and Dagster's IO manager (values between step pods), both private, KMS-encrypted and versioned so
 # that an overwrite or delete can be undone; plus the log bucket that receives their access logs and the VPC flow logs.
 
 locals {
   data_buckets = {
-    dvc    = "DVC remote: the versioned training data"
-    mlflow = "MLflow artefact store: checkpoints, ONNX models, metrics"
+    dvc     = "DVC remote: the versioned training data"
+    mlflow  = "MLflow artefact store: checkpoints, ONNX models, metrics"
+    dagster = "Dagster's IO manager: asset values passed between step pods and between runs"
   }
   bucket_names = { for key, _ in local.data_buckets : key => "${var.name}-${key}-${local.account_id}-${var.region}" }
 }

@@ -3,6 +3,7 @@
 import os
 
 import dagster as dg
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from wms.gitinfo import PROJECT_ROOT
 from wms.layout import MODEL_NAME, StateLayout, default_home
@@ -23,6 +24,7 @@ from wms_assets.resources import (
 PROFILE_VARIABLE = "WMS_PROFILE"
 DATA_VARIABLE = "WMS_DATA_DIR"
 POINTER_VARIABLE = "WMS_DVC_POINTER"
+IO_BUCKET_VARIABLE = "WMS_DAGSTER_IO_BUCKET"
 PROFILES = ("local", "aws")
 
 
@@ -67,7 +69,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
 
 
 def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
-    """S3 for DVC, an MLflow server (backed by RDS MySQL), ECR for images, Helm releases on EKS."""
+    """S3 for DVC and for asset values, an MLflow server (backed by RDS MySQL), ECR for images, Helm releases on EKS."""
     return {
         "raw_source": raw_image_source(layout),
         "dvc": DvcStorage(
@@ -87,4 +89,14 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
             kubeconfig=os.environ.get("KUBECONFIG") or None, api_token=os.environ.get("WMS_API_TOKEN") or None
         ),
         "code": CodeCheckout(path=str(PROJECT_ROOT)),
+        "io_manager": s3_io_manager(),
     }
+
+
+def s3_io_manager() -> S3PickleIOManager:
+    """Asset values on S3: with a pod per step (dagster-k8s) and a run per stage, nothing can stay on a local disk."""
+    return S3PickleIOManager(
+        s3_resource=S3Resource(endpoint_url=os.environ.get("WMS_S3_ENDPOINT_URL") or None),
+        s3_bucket=dg.EnvVar(IO_BUCKET_VARIABLE),
+        s3_prefix="dagster-io",
+    )

@@ -283,8 +283,8 @@ def companions(bucket: str, kind: str) -> dict:
     return companion
 
 
-def test_data_buckets_are_dvc_and_mlflow():
-    assert set(configuration().locals["data_buckets"]) == {"dvc", "mlflow"}
+def test_data_buckets_are_dvc_mlflow_and_dagster_io():
+    assert set(configuration().locals["data_buckets"]) == {"dvc", "mlflow", "dagster"}
     assert configuration().resource("aws_s3_bucket.data")["for_each"] == "${local.data_buckets}"
 
 
@@ -397,6 +397,7 @@ def test_irsa_roles_get_only_the_access_their_pods_use():
     assert role_policies("irsa_roles", "dagster") == {
         's3_read_write["dvc"]',
         's3_read_write["mlflow"]',
+        's3_read_write["dagster"]',
         "data_key_use",
         "ecr_login",
         'ecr_push["wms-serving"]',
