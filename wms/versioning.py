@@ -63,6 +63,15 @@ class DvcRepository:
         """Fetch a tracked folder's files from the remote into the workspace, as its pointer says."""
         self._dvc("pull", str(self.pointer_path(relative).relative_to(self.root)))
 
+    def restore(self, relative: str, pointer: str) -> Path:
+        """Put a tracked folder on this machine from its pointer's text and the remote (a fresh pod, a new machine)."""
+        self.ensure()
+        path = self.pointer_path(relative)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pointer)
+        self.pull(relative)
+        return self.root / relative
+
     def pointer_path(self, relative: str) -> Path:
         return self.root / f"{relative.rstrip('/')}.dvc"
 

@@ -51,3 +51,21 @@ def test_wrong_credentials_fail_clearly_and_change_nothing(repository, monkeypat
     assert repository.pointer_path("data").read_text() == pointer
     assert repository.data_version("data") == first
     assert victim.read_bytes() == changed_bytes, "the local data is left as it was"
+
+
+def test_a_data_set_made_in_one_pod_is_pulled_in_another_from_its_pointer(repository, tmp_path):
+    """dagster-k8s runs each training step in a pod of its own: the data set travels as its pointer and the remote."""
+    from wms_assets.assets.data import VersionedDataset
+    from wms_assets.constants import DATA_FOLDER
+
+    shutil.copytree(repository.root / "data" / "images", repository.root / DATA_FOLDER / "images")
+    version = repository.track(DATA_FOLDER)
+    pointer = repository.pointer_path(DATA_FOLDER).read_text()
+    names = sorted(path.name for path in (repository.root / DATA_FOLDER / "images").iterdir())
+    other_pod = DvcRepository(root=tmp_path / "other-pod", remote_url=repository.remote_url, endpoint_url=repository.endpoint_url)
+    data_set = VersionedDataset(str(other_pod.root / DATA_FOLDER), version, {"train": names}, {}, {}, other_pod, pointer)
+
+    (image, _), *_ = [(pair.image, pair.mask) for pair in data_set.pairs("train")]
+
+    assert image.is_file() and image.parent == other_pod.root / DATA_FOLDER / "images"
+    assert directory_md5(other_pod.root / DATA_FOLDER) == version

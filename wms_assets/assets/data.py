@@ -8,7 +8,7 @@ import dagster as dg
 
 from wms.data import Pair, mirror_pairs, split_pairs
 from wms.validation import validate_folder
-from wms.versioning import directory_md5
+from wms.versioning import DvcRepository, directory_md5
 from wms_assets.constants import DATA_FOLDER, GROUP_DATA, SOURCE_VERSION
 from wms_assets.resources import DvcStorage, RawImageSource
 
@@ -22,10 +22,21 @@ class VersionedDataset:
     splits: dict[str, list[str]]
     validation: dict
     pixel_digests: dict[str, str]
+    repository: DvcRepository | None = None
+    pointer: str = ""
+    """The .dvc pointer's text: with the repository's remote, enough to pull this exact version anywhere."""
 
     def pairs(self, split: str) -> list[Pair]:
-        root = Path(self.root)
+        root = self.local_root()
         return [Pair(image=root / "images" / name, mask=root / "masks" / name) for name in self.splits[split]]
+
+    def local_root(self) -> Path:
+        """The folder on this machine; pulled from the DVC remote first when this is another machine or pod than
+        the one that made it (dagster-k8s runs each step of the training job in a pod of its own)."""
+        root = Path(self.root)
+        if not root.is_dir() and self.repository and self.pointer:
+            self.repository.restore(DATA_FOLDER, self.pointer)
+        return root
 
 
 @dg.asset(group_name=GROUP_DATA, kinds={"python"})
@@ -58,7 +69,15 @@ def dataset(context: dg.AssetExecutionContext, raw_images: str, dvc: DvcStorage)
     splits = {name: sorted(pair.name for pair in pairs) for name, pairs in split_pairs(report.valid, report.file_digests).items()}
     context.log.info("data version %s (%d files changed)", data_version, changed)
     return dg.Output(
-        VersionedDataset(str(root), data_version, splits, report.as_json(), report.pixel_digests),
+        VersionedDataset(
+            str(root),
+            data_version,
+            splits,
+            report.as_json(),
+            report.pixel_digests,
+            repository,
+            repository.pointer_path(DATA_FOLDER).read_text(),
+        ),
         data_version=dg.DataVersion(data_version),
         metadata={
             "dvc_md5": data_version,
