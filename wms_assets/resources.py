@@ -141,17 +141,47 @@ class ServingWorkspace(dg.ConfigurableResource):
 
 
 class ImageBuilder(dg.ConfigurableResource):
-    """Builds and pushes the serving image when both a builder and a repository are configured."""
+    """Builds and pushes the serving image when both a builder and a repository are configured (wms/image.py).
 
-    builder: str | None = Field(default=None, description="'buildah' to build images; unset builds nothing.")
+    On ECR (<account>.dkr.ecr.<region>.amazonaws.com/<name>) the builder first logs in with a token from
+    ecr:GetAuthorizationToken in the repository's own region, so there is no region or password to set. Releases use
+    the pushed digest, never a tag.
+    """
+
+    builder: str | None = Field(
+        default=None, description="'buildah' (no daemon) or 'docker' to build images; unset builds nothing."
+    )
     repository: str | None = Field(
         default=None, description="Image repository, e.g. <account>.dkr.ecr.<region>.amazonaws.com/wms-serving."
     )
-    tls_verify: bool = Field(default=True, description="Verify the registry's TLS certificate.")
+    tls_verify: bool = Field(default=True, description="Verify the registry's TLS certificate (off only for a local registry).")
+    base_image: str | None = Field(
+        default=None,
+        description="The serving image's base (build arg BASE_IMAGE); unset: python:3.11-slim-bookworm from Docker Hub. "
+        "Point it at a mirror (an ECR pull-through cache) where the builder cannot reach Docker Hub.",
+    )
+    onnxruntime: str = Field(
+        default="gpu", description="'gpu' (onnxruntime-gpu with CUDA 13, production) or 'cpu' (build arg ONNXRUNTIME)."
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="buildah only: a CA bundle mounted over the image's during RUN steps, for builds behind a "
+        "TLS-intercepting proxy.",
+    )
 
     @property
     def enabled(self) -> bool:
         return bool(self.builder and self.repository)
+
+    def build_options(self) -> dict:
+        """The keyword arguments of wms.image.build_and_push besides the context and the repository."""
+        build_args = {"ONNXRUNTIME": self.onnxruntime, **({"BASE_IMAGE": self.base_image} if self.base_image else {})}
+        return {
+            "builder": self.builder,
+            "tls_verify": self.tls_verify,
+            "build_args": build_args,
+            "ca_bundle": Path(self.ca_bundle) if self.ca_bundle else None,
+        }
 
 
 @dataclass(frozen=True)

@@ -63,26 +63,31 @@ def serving_artifacts(mlflow: MlflowRegistry, serving_workspace: ServingWorkspac
 def serving_image(
     serving_artifacts: ServingArtifacts, image_builder: ImageBuilder, serving_workspace: ServingWorkspace
 ) -> dg.Output[ServingImage]:
-    """The serving image's build context pinned to this model version; built and pushed when a builder is configured."""
+    """The serving image's build context pinned to this model version; built and pushed when a builder is configured.
+
+    The push's manifest digest pins the image: `reference` (repository@sha256:...) is what the releases deploy.
+    """
     context = prepare_build_context(
         Path(serving_artifacts.archive_path),
         serving_artifacts.model_name,
         serving_artifacts.version,
         serving_workspace.path("image-context") / serving_artifacts.version,
     )
-    digest = build_and_push(context, image_builder.repository, image_builder.tls_verify) if image_builder.enabled else None
+    image = build_and_push(context, image_builder.repository, **image_builder.build_options()) if image_builder.enabled else None
     note = (
-        f"pushed to {image_builder.repository}"
-        if digest
+        f"pushed to {image_builder.repository} as {image.tag}; releases pin {image.digest}"
+        if image
         else "no image builder and registry configured on this profile: nothing was built"
     )
     return dg.Output(
-        ServingImage(context.digest, digest, serving_artifacts),
+        ServingImage(context.digest, image.digest if image else None, serving_artifacts, image.reference if image else None),
         metadata={
             "build_context": dg.MetadataValue.path(str(context.path)),
             "build_context_digest": context.digest,
-            "image_digest": str(digest),
-            "built": digest is not None,
+            "image_digest": str(image.digest if image else None),
+            "image_reference": str(image.reference if image else None),
+            "image_tag": str(image.tag if image else None),
+            "built": image is not None,
             "note": note,
         },
     )
