@@ -19,13 +19,14 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 
 # Images without a daemon (wms/image.py, tests/images): buildah builds, docker-registry stands in for ECR in the
-# tests, debootstrap makes a base image without any public registry.
+# tests, debootstrap makes a base image without any public registry. Prometheus (and promtool) for the monitoring
+# rules, their tests and `wms monitor start` on the local profile.
 missing=()
-for tool in buildah:buildah docker-registry:docker-registry debootstrap:debootstrap; do
+for tool in buildah:buildah docker-registry:docker-registry debootstrap:debootstrap promtool:prometheus; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]} (image builds without a Docker engine)"
+  echo "installing ${missing[*]} (image builds without a Docker engine, Prometheus)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
