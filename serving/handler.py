@@ -138,10 +138,10 @@ class WindowSegmenter:
             self.metrics.request(seconds, "ok")
         return [responses[index] for index in range(len(requests))]
 
-    def _timed(self, stage: str, step, *args):
+    def _timed(self, name: str, step, *args):
         started = time.perf_counter()
         result = step(*args)
-        self.metrics.stage(stage, time.perf_counter() - started)
+        self.metrics.step(name, time.perf_counter() - started)
         return result
 
     def preprocess(self, requests: list[dict], context) -> tuple[dict[int, DecodedPhoto], dict[int, PhotoRejected]]:

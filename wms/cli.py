@@ -315,3 +315,32 @@ def release_render(stage_name: str, output: Path, model_version: str, image: str
     for path in written:
         click.echo(str(path))
     click.echo(f"wrote {len(written)} manifests of the {stage_name} release ({STAGES[stage_name].namespace}) to {output}")
+
+
+@main.group()
+def dashboards() -> None:
+    """Grafana dashboards as code (wms/dashboards.py): the serving dashboard of each stage."""
+
+
+@dashboards.command("export")
+@click.option(
+    "--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for one dashboard JSON per stage."
+)
+@click.option(
+    "--config-maps",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write a ConfigMap per EKS stage for Grafana's dashboard sidecar into this folder.",
+)
+def dashboards_export(output: Path, config_maps: Path | None) -> None:
+    """Write the dashboards of staging, prod and local as JSON (what monitoring/grafana/dashboards/ holds).
+
+    Regenerate the committed files with
+    `wms dashboards export --output monitoring/grafana/dashboards --config-maps monitoring/grafana/provisioning`.
+    """
+    from wms.dashboards import export, export_config_maps
+
+    written = export(output)
+    if config_maps is not None:
+        written += export_config_maps(config_maps)
+    for path in written:
+        click.echo(str(path))

@@ -28,7 +28,7 @@ FRACTION_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.
 """Share of the photo's pixels in the predicted window (about 0.023 on the training photos)."""
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 
-STAGES = ("preprocess", "inference", "postprocess")
+STEPS = ("preprocess", "inference", "postprocess")
 
 
 class HandlerMetrics:
@@ -46,7 +46,8 @@ class HandlerMetrics:
             return Histogram(name, text, [*names, *extra], buckets=buckets, registry=self.registry)
 
         self._request = histogram("wms_request_seconds", "Whole request in the handler, per photo", LATENCY_BUCKETS)
-        self._stage = histogram("wms_stage_seconds", "Handler stage per batch", LATENCY_BUCKETS, ("stage",))
+        # `step`, not `stage`: Prometheus adds the release stage (staging, prod) as `stage` to every series.
+        self._step = histogram("wms_step_seconds", "Handler step per batch", LATENCY_BUCKETS, ("step",))
         self._model = histogram("wms_model_seconds", "Model runs (ONNX Runtime), per call of a batch", LATENCY_BUCKETS)
         self._batch = histogram("wms_batch_size", "Requests per batch that TorchServe handed over", BATCH_BUCKETS)
         self._megapixels = histogram("wms_input_megapixels", "Photo size", MEGAPIXEL_BUCKETS)
@@ -64,8 +65,8 @@ class HandlerMetrics:
     def model(self, seconds: float) -> None:
         self._model.labels(**self._labels).observe(seconds)
 
-    def stage(self, stage: str, seconds: float) -> None:
-        self._stage.labels(**self._labels, stage=stage).observe(seconds)
+    def step(self, step: str, seconds: float) -> None:
+        self._step.labels(**self._labels, step=step).observe(seconds)
 
     def request(self, seconds: float, outcome: str) -> None:
         self._request.labels(**self._labels).observe(seconds)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-GROUP_DATA, GROUP_MODEL, GROUP_SERVING = "data", "model", "serving"
+GROUP_DATA, GROUP_MODEL, GROUP_SERVING, GROUP_MONITORING = "data", "model", "serving", "monitoring"
 
 RAW_IMAGES = dg.AssetKey("raw_images")
 DATASET = dg.AssetKey("dataset")
@@ -13,12 +13,15 @@ SERVING_ARTIFACTS = dg.AssetKey("serving_artifacts")
 SERVING_IMAGE = dg.AssetKey("serving_image")
 STAGING_RELEASE = dg.AssetKey("staging_release")
 RELEASE = dg.AssetKey("release")
+INPUT_DRIFT = dg.AssetKey("input_drift")
+INPUT_DRIFT_CHECK = "input_drift_within_limits"
 """The production release."""
 
 LINEAGE_JOB = "wms_lineage"
 RELEASE_JOB = "wms_release"
 TRAINING_JOB = "wms_training"
 STAGING_JOB = "wms_staging"
+DRIFT_JOB = "wms_drift"
 PRODUCTION_JOB = "wms_production"
 DATA_FOLDER = "data/water-meters"
 """The tracked data set's folder inside the DVC repository."""

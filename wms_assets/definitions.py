@@ -2,9 +2,12 @@
 
 import dagster as dg
 
-from wms_assets.assets import data, data_checks, model, model_checks, release, serving
+from wms_assets.assets import data, data_checks, model, model_checks, monitoring, release, serving
 from wms_assets.constants import (
     CHAMPION_MODEL,
+    DRIFT_JOB,
+    GROUP_MONITORING,
+    INPUT_DRIFT,
     LINEAGE_JOB,
     PRODUCTION_JOB,
     RELEASE,
@@ -19,10 +22,12 @@ from wms_assets.kubernetes import TRAINING_RETRY, training_executor
 from wms_assets.profiles import current_profile, resources_for
 from wms_assets.sensors.code import code_change_sensor
 from wms_assets.sensors.data import data_change_sensor
+from wms_assets.sensors.drift import drift_retrain_sensor
+from wms_assets.sensors.failures import run_failure_alert
 
 lineage_job = dg.define_asset_job(
     LINEAGE_JOB,
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(GROUP_MONITORING),
     description="Data to served model: every asset of the lineage, with its checks.",
 )
 
@@ -49,6 +54,11 @@ staging_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(SERVING_ARTIFACTS, SERVING_IMAGE, STAGING_RELEASE),
     description="Package the champion, build and push its image, release it to staging and smoke-test it.",
 )
+drift_job = dg.define_asset_job(
+    DRIFT_JOB,
+    selection=dg.AssetSelection.assets(INPUT_DRIFT),
+    description="Compare the photos the service saw (Prometheus) with the training photos; warn on drift.",
+)
 production_job = dg.define_asset_job(
     PRODUCTION_JOB,
     selection=dg.AssetSelection.assets(RELEASE),
@@ -58,10 +68,10 @@ production_job = dg.define_asset_job(
 
 def build_definitions(resources: dict[str, dg.ConfigurableResource], profile: str = "local") -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([data, model, serving, release]),
-        asset_checks=dg.load_asset_checks_from_modules([data_checks, model_checks, release]),
-        jobs=[lineage_job, training_job(profile), release_job, staging_job, production_job],
-        sensors=[data_change_sensor, code_change_sensor],
+        assets=dg.load_assets_from_modules([data, model, serving, release, monitoring]),
+        asset_checks=dg.load_asset_checks_from_modules([data_checks, model_checks, release, monitoring]),
+        jobs=[lineage_job, training_job(profile), release_job, staging_job, production_job, drift_job],
+        sensors=[data_change_sensor, code_change_sensor, drift_retrain_sensor, run_failure_alert],
         resources=resources,
     )
 

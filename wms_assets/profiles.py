@@ -8,8 +8,10 @@ from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from wms.gitinfo import PROJECT_ROOT
 from wms.layout import MODEL_NAME, StateLayout, default_home
 from wms_assets.resources import (
+    Alerts,
     CodeCheckout,
     DataQualityPolicy,
+    DriftPolicy,
     DvcStorage,
     HelmRelease,
     ImageBuilder,
@@ -25,6 +27,7 @@ PROFILE_VARIABLE = "WMS_PROFILE"
 DATA_VARIABLE = "WMS_DATA_DIR"
 POINTER_VARIABLE = "WMS_DVC_POINTER"
 IO_BUCKET_VARIABLE = "WMS_DAGSTER_IO_BUCKET"
+ALERT_WEBHOOK_VARIABLE = "WMS_ALERT_WEBHOOK"
 PROFILES = ("local", "aws")
 
 
@@ -65,6 +68,8 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         "image_builder": ImageBuilder(),
         "model_server": LocalModelServer(home=str(layout.torchserve_home)),
         "code": CodeCheckout(path=str(PROJECT_ROOT)),
+        "drift_policy": DriftPolicy(),
+        "alerts": Alerts(webhook_url=os.environ.get(ALERT_WEBHOOK_VARIABLE) or None),
     }
 
 
@@ -90,6 +95,11 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         ),
         "code": CodeCheckout(path=str(PROJECT_ROOT)),
         "io_manager": s3_io_manager(),
+        "drift_policy": DriftPolicy(
+            prometheus_url=os.environ.get("WMS_PROMETHEUS_URL", "http://kube-prometheus-stack-prometheus.monitoring:9090"),
+            stage="prod",
+        ),
+        "alerts": Alerts(webhook_url=os.environ.get(ALERT_WEBHOOK_VARIABLE) or None),
     }
 
 

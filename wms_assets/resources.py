@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -286,6 +288,41 @@ class HelmRelease(ReleaseTarget):
 
     def smoke_test(self, deployment: Deployment, model_name: str, version: str) -> SmokeResult:
         return smoke_test(deployment.url, model_name, version, self.api_token)
+
+
+class DriftPolicy(dg.ConfigurableResource):
+    """Where the served photos' statistics are read, and when their distance from the training photos is drift."""
+
+    prometheus_url: str = Field(default="http://127.0.0.1:9090", description="Prometheus that scrapes the handler's metrics.")
+    stage: str = Field(default="local", description="The stage whose traffic is compared (the `stage` label).")
+    model_name: str = Field(default="wms-unet", description="The served model (the `model` label).")
+    window: str = Field(default="1d", description="How far back the served photos are counted (a PromQL duration).")
+    psi_threshold: float = Field(default=0.25, description="PSI above which a statistic has drifted.")
+    min_photos: int = Field(default=100, description="Fewest served photos in the window for a verdict.")
+    retrain_on_drift: bool = Field(default=False, description="Let the drift sensor request a retrain.")
+    retrain_after: int = Field(default=3, description="Consecutive drift warnings before a retrain is requested.")
+
+    def selector(self) -> str:
+        return f'stage="{self.stage}",model="{self.model_name}"'
+
+
+class Alerts(dg.ConfigurableResource):
+    """Where Dagster's failures are reported: a webhook (Slack-style JSON {"text": ...}) or, unset, the sensor's log."""
+
+    webhook_url: str | None = Field(default=None, description="POSTed a JSON {'text': ...} per failure; unset only logs.")
+
+    def notify(self, text: str) -> bool:
+        """Send the text; False (and nothing raised) when there is no webhook or it did not answer 2xx."""
+        if not self.webhook_url:
+            return False
+        request = urllib.request.Request(
+            self.webhook_url, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return 200 <= response.status < 300
+        except (urllib.error.URLError, TimeoutError):
+            return False
 
 
 class CodeCheckout(dg.ConfigurableResource):

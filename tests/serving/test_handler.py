@@ -125,8 +125,8 @@ def test_metrics_count_outcomes_and_time_the_stages(model_dir, photo):
     assert sample("wms_requests_total", {**labels, "outcome": "ok"}) == 1
     assert sample("wms_requests_total", {**labels, "outcome": "not_an_image"}) == 1
     assert sample("wms_batch_size_sum", labels) == 2
-    for stage in ("preprocess", "inference", "postprocess"):
-        assert sample("wms_stage_seconds_count", {**labels, "stage": stage}) == 1
+    for step in ("preprocess", "inference", "postprocess"):
+        assert sample("wms_step_seconds_count", {**labels, "step": step}) == 1
     assert sample("wms_request_seconds_count", labels) == 2
     assert sample("wms_model_seconds_count", labels) >= 1  # the whole photo; the zoom when a window was found
     assert sample("wms_input_brightness_count", labels) == 1

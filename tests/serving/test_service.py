@@ -194,7 +194,7 @@ def test_metrics_exist_and_move(server):
         "wms_confidence_count",
     ):
         assert family_total(after, family) > family_total(before, family), family
-    assert family_total(after, "wms_stage_seconds_count") >= family_total(before, "wms_stage_seconds_count") + 3
+    assert family_total(after, "wms_step_seconds_count") >= family_total(before, "wms_step_seconds_count") + 3
     assert family_total(after, "wms_batch_size_count") > family_total(before, "wms_batch_size_count")
     errors = [key for key in after if key.startswith("wms_requests_total") and 'outcome="not_an_image"' in key]
     assert errors and after[errors[0]] > before.get(errors[0], 0)

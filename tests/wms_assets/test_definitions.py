@@ -18,8 +18,11 @@ def test_definitions_load_with_every_stage():
         constants.SERVING_IMAGE,
         constants.STAGING_RELEASE,
         constants.RELEASE,
+        constants.INPUT_DRIFT,
     }
-    assert defs.resolve_job_def(constants.LINEAGE_JOB) is not None
+    lineage = defs.resolve_job_def(constants.LINEAGE_JOB).asset_layer.selected_asset_keys
+    assert constants.INPUT_DRIFT not in lineage, "the lineage never waits for a Prometheus"
+    assert defs.resolve_job_def(constants.DRIFT_JOB).asset_layer.selected_asset_keys == {constants.INPUT_DRIFT}
     release = defs.resolve_job_def(constants.RELEASE_JOB).asset_layer.selected_asset_keys
     packaging = {constants.SERVING_ARTIFACTS, constants.SERVING_IMAGE}
     assert release == packaging | {constants.STAGING_RELEASE, constants.RELEASE}
@@ -51,6 +54,7 @@ def test_the_promotion_gates_are_blocking():
         "split_proportions_within_tolerance": False,
         "no_image_in_two_splits": True,
         "staging_release_answers": True,
+        "input_drift_within_limits": False,
     }
 
 
