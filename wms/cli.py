@@ -344,3 +344,47 @@ def dashboards_export(output: Path, config_maps: Path | None) -> None:
         written += export_config_maps(config_maps)
     for path in written:
         click.echo(str(path))
+
+
+@main.group()
+def monitor() -> None:
+    """A local Prometheus beside the local TorchServe, with the serving rules (monitoring/prometheus)."""
+
+
+def _local_prometheus(port: int = 9090):
+    from wms.monitoring import LocalPrometheus
+    from wms.torchserve import LocalTorchServe
+
+    layout = StateLayout(default_home())
+    server = LocalTorchServe.of_home(layout.torchserve_home)
+    return LocalPrometheus(
+        layout.home / "prometheus", server.metrics_port, server.handler_metrics_port, port=port, host=server.host
+    )
+
+
+@monitor.command("start")
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True, help="Prometheus' port (127.0.0.1).")
+def monitor_start(port: int) -> None:
+    """Start Prometheus in the background, scraping the local TorchServe (`wms serve start`) and evaluating the rules."""
+    from wms.monitoring import MonitoringError
+
+    prometheus = _local_prometheus(port)
+    try:
+        prometheus.start()
+    except MonitoringError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    click.echo(f"Prometheus at {prometheus.url} (rules: {prometheus.url}/rules, targets: {prometheus.url}/targets)")
+
+
+@monitor.command("status")
+def monitor_status() -> None:
+    """Say whether the local Prometheus runs, and where."""
+    prometheus = _local_prometheus()
+    click.echo(f"Prometheus runs from {prometheus.home}" if prometheus.running() else "Prometheus is not running")
+
+
+@monitor.command("stop")
+def monitor_stop() -> None:
+    """Stop the local Prometheus."""
+    click.echo("Prometheus stopped" if _local_prometheus().stop() else "Prometheus was not running")

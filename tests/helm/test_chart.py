@@ -26,7 +26,10 @@ DIGEST = "sha256:" + "0123456789abcdef" * 4
 REPOSITORY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wms-serving"
 IMAGE = f"{REPOSITORY}@{DIGEST}"
 VERSION = "7"
-CRD_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): Path(__file__).with_name("servicemonitor.schema.json")}
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): Path(__file__).with_name("servicemonitor.schema.json"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): Path(__file__).with_name("prometheusrule.schema.json"),
+}
 """Custom resources, which kubernetes-validate cannot check (it warns and passes them), and the schema each gets."""
 EXPECTED_KINDS = {
     "ServiceAccount",
@@ -39,6 +42,13 @@ EXPECTED_KINDS = {
     "NetworkPolicy",
     "ServiceMonitor",
 }
+RULES_STAGE = "prod"
+"""The stage whose release carries the PrometheusRule (prometheusRule.stage): the rules cover every stage."""
+RULES_FILE = ROOT / "monitoring" / "prometheus" / "rules.yml"
+
+
+def expected_kinds(stage_name: str) -> set[str]:
+    return EXPECTED_KINDS | ({"PrometheusRule"} if stage_name == RULES_STAGE else set())
 
 
 def parse(manifests: dict[str, str]) -> list[dict]:
@@ -97,8 +107,8 @@ def objects(manifests) -> list[dict]:
 
 
 def test_each_stage_renders_the_whole_release_into_its_namespace(stage_name, objects):
-    assert {item["kind"] for item in objects} == EXPECTED_KINDS
-    assert len(objects) == len(EXPECTED_KINDS)
+    assert {item["kind"] for item in objects} == expected_kinds(stage_name)
+    assert len(objects) == len(expected_kinds(stage_name))
     assert {item["metadata"]["namespace"] for item in objects} == {STAGES[stage_name].namespace}
     for item in objects:
         assert item["metadata"]["labels"]["wms.io/model-version"] == VERSION
@@ -350,6 +360,39 @@ def test_the_service_monitor_scrapes_both_metrics_ports(objects):
     assert scraped == {"ts-metrics": "/metrics", "handler-metrics": "/metrics"}
     assert {container_ports[service_ports[name]["targetPort"]] for name in scraped} == {8082, 8083}
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_the_service_monitor_labels_every_series_with_the_stage_of_its_namespace(stage_name, objects):
+    """The operator's relabeling, done here with Prometheus' semantics: an anchored regex and $1 expanded."""
+    namespace = STAGES[stage_name].namespace
+    for endpoint in one(objects, "ServiceMonitor")["spec"]["endpoints"]:
+        [relabel] = [item for item in endpoint["relabelings"] if item["targetLabel"] == "stage"]
+        assert relabel["sourceLabels"] == ["__meta_kubernetes_namespace"] and relabel["action"] == "replace"
+        match = re.fullmatch(relabel["regex"], namespace)
+        assert match and match.expand(relabel["replacement"].replace("$1", r"\1")) == stage_name, endpoint["port"]
+
+
+def test_the_prometheus_rule_carries_the_rules_file_unchanged():
+    objects = render_chart(chart_values(RULES_STAGE), STAGES[RULES_STAGE].namespace)
+    rule = one(objects, "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES_FILE.read_text())["groups"]
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack", "the operator's ruleSelector finds it"
+
+
+def test_only_one_stage_carries_the_rules_and_its_switch_works():
+    for stage_name in STAGES:
+        kinds = {item["kind"] for item in render_chart(chart_values(stage_name), STAGES[stage_name].namespace)}
+        assert ("PrometheusRule" in kinds) == (stage_name == RULES_STAGE), stage_name
+    off = render_chart(chart_values(RULES_STAGE, **{"prometheusRule.enabled": False}), STAGES[RULES_STAGE].namespace)
+    assert "PrometheusRule" not in {item["kind"] for item in off}
+
+
+def test_the_rule_schema_rejects_a_misspelt_rule_field():
+    rule = copy.deepcopy(one(render_chart(chart_values(RULES_STAGE), STAGES[RULES_STAGE].namespace), "PrometheusRule"))
+    rule["spec"]["groups"][1]["rules"][0]["annotation"] = {"summary": "x"}
+    schema = json.loads(CRD_SCHEMAS["monitoring.coreos.com/v1", "PrometheusRule"].read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(rule)
 
 
 # --- the chart's refusals -----------------------------------------------------------------------------------------
