@@ -56,8 +56,13 @@ def parse(manifests: dict[str, str]) -> list[dict]:
 
 
 def one(objects: list[dict], kind: str) -> dict:
-    [found] = [item for item in objects if item["kind"] == kind]
+    """The one object of a kind; the Grafana dashboard's ConfigMap is left out of the ConfigMaps (it has its own test)."""
+    [found] = [item for item in objects if item["kind"] == kind and not is_dashboard(item)]
     return found
+
+
+def is_dashboard(item: dict) -> bool:
+    return item["kind"] == "ConfigMap" and "grafana_dashboard" in item["metadata"].get("labels", {})
 
 
 def container(objects: list[dict]) -> dict:
@@ -108,7 +113,7 @@ def objects(manifests) -> list[dict]:
 
 def test_each_stage_renders_the_whole_release_into_its_namespace(stage_name, objects):
     assert {item["kind"] for item in objects} == expected_kinds(stage_name)
-    assert len(objects) == len(expected_kinds(stage_name))
+    assert len(objects) == len(expected_kinds(stage_name)) + 1, "two ConfigMaps: config.properties and the dashboard"
     assert {item["metadata"]["namespace"] for item in objects} == {STAGES[stage_name].namespace}
     for item in objects:
         assert item["metadata"]["labels"]["wms.io/model-version"] == VERSION
@@ -565,3 +570,16 @@ def test_the_user_code_deployment_is_the_wms_training_image_by_digest():
     workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
     module = workspace["load_from"][0]["python_module"]["module_name"]
     assert deployment["dagsterApiGrpcArgs"] == ["--module-name", module]
+
+
+@pytest.mark.parametrize("stage_name", list(STAGES))
+def test_the_release_provisions_its_stages_grafana_dashboard(stage_name):
+    from wms.dashboards import serving_dashboard
+
+    objects = render_chart(chart_values(stage_name), STAGES[stage_name].namespace)
+    (dashboards,) = [item for item in objects if is_dashboard(item)]
+
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboards["data"][f"wms-serving-{stage_name}.json"]) == serving_dashboard(stage_name)
+    off = render_chart(chart_values(stage_name, grafanaDashboard={"enabled": False}), STAGES[stage_name].namespace)
+    assert not [item for item in off if is_dashboard(item)]

@@ -1,0 +1,116 @@
+"""A real Prometheus (Debian's) scrapes a real TorchServe serving the model; the recording rules and the drift
+reader get their values through Prometheus' HTTP API."""
+
+import http.client
+import json
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import free_port, free_port_block
+from tests.photos import encode
+from wms.drift import STATISTICS, compare, served_histograms
+from wms.export import export_onnx
+from wms.model import build_unet
+from wms.monitoring import LocalPrometheus
+from wms.torchserve import LocalTorchServe, build_archive
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+MODEL = "tiny"
+SELECTOR = f'stage="local",model="{MODEL}",model_version="1"'
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    """TorchServe serving a small model, Prometheus scraping it every second, and 30 answered photos, 5 refused."""
+    folder = tmp_path_factory.mktemp("watched")
+    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
+    server = replace(LocalTorchServe.on_port(folder / "home", free_port_block(7)), worker_port=free_port())
+    server.start(build_archive(onnx_path, MODEL, "1", server.model_store))
+    prometheus = LocalPrometheus(
+        folder / "prometheus",
+        server.metrics_port,
+        server.handler_metrics_port,
+        port=free_port(),
+        scrape_interval="1s",
+        evaluation_interval="1s",
+    )
+    prometheus.start()
+    try:
+        rng = np.random.default_rng(0)
+        post(server, photo_of(rng))
+        wait_for_target(prometheus)  # a counter's first scraped value is its start: later requests make the rate
+        for index in range(35):
+            post(server, photo_of(rng) if index % 7 else b"not a photo at all")
+            time.sleep(0.1)
+        yield server, prometheus
+    finally:
+        prometheus.stop()
+        server.stop()
+
+
+def photo_of(rng: np.random.Generator) -> bytes:
+    return encode(Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)), "JPEG")
+
+
+def wait_for_target(prometheus: LocalPrometheus, timeout_s: float = 60.0) -> None:
+    """Until Prometheus has scraped the handler's first request (its counters exist from then on)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if query(prometheus, f"wms_requests_total{{{SELECTOR}}}"):
+            time.sleep(2)  # one more scrape with the same value
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus never scraped the handler's metrics: {query(prometheus, 'up')}")
+
+
+def post(server: LocalTorchServe, body: bytes) -> int:
+    connection = http.client.HTTPConnection(server.host, server.inference_port, timeout=60)
+    try:
+        connection.request("POST", f"/predictions/{MODEL}", body=body, headers={"Content-Type": "image/jpeg"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def query(prometheus: LocalPrometheus, expression: str) -> list[dict]:
+    url = f"{prometheus.url}/api/v1/query?{urllib.parse.urlencode({'query': expression})}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)["data"]["result"]
+
+
+def value_of(prometheus: LocalPrometheus, expression: str, timeout_s: float = 90.0) -> float:
+    """The expression's single value, once the scrapes and rule evaluations have produced one."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = query(prometheus, expression)
+        if result and result[0]["value"][1] not in ("NaN",):
+            return float(result[0]["value"][1])
+        time.sleep(1)
+    raise AssertionError(f"{expression} returned nothing in {timeout_s:.0f} s: {query(prometheus, expression)}")
+
+
+def test_the_recording_rules_return_rate_latency_and_error_ratio_for_the_served_version(watched):
+    _, prometheus = watched
+
+    assert value_of(prometheus, f"wms:requests:rate5m{{{SELECTOR}}}") > 0
+    p95 = value_of(prometheus, f"wms:request_latency_seconds:p95_5m{{{SELECTOR}}}")
+    p50 = value_of(prometheus, f"wms:request_latency_seconds:p50_5m{{{SELECTOR}}}")
+    assert 0 < p50 <= p95 < 10
+    assert value_of(prometheus, f"wms:request_errors:ratio_rate5m{{{SELECTOR}}}") == 0, "refused photos are the client's"
+
+
+def test_the_drift_reader_counts_the_served_photos_through_prometheus(watched):
+    _, prometheus = watched
+    value_of(prometheus, f"sum(wms_input_brightness_count{{{SELECTOR}}})")
+
+    served = served_histograms(prometheus.url, SELECTOR, window="10m")
+    report = compare(served, served, min_photos=10)
+
+    assert served["brightness"].total >= 20 and set(served) == set(STATISTICS)
+    assert report.enough_traffic and report.drifted == []
