@@ -23,7 +23,7 @@ from wms_assets.profiles import current_profile, resources_for
 from wms_assets.sensors.code import code_change_sensor
 from wms_assets.sensors.data import data_change_sensor
 from wms_assets.sensors.drift import drift_retrain_sensor
-from wms_assets.sensors.failures import run_failure_alert
+from wms_assets.sensors.failures import check_warning_alert, run_failure_alert
 
 lineage_job = dg.define_asset_job(
     LINEAGE_JOB,
@@ -71,7 +71,7 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource], profile: st
         assets=dg.load_assets_from_modules([data, model, serving, release, monitoring]),
         asset_checks=dg.load_asset_checks_from_modules([data_checks, model_checks, release, monitoring]),
         jobs=[lineage_job, training_job(profile), release_job, staging_job, production_job, drift_job],
-        sensors=[data_change_sensor, code_change_sensor, drift_retrain_sensor, run_failure_alert],
+        sensors=[data_change_sensor, code_change_sensor, drift_retrain_sensor, run_failure_alert, check_warning_alert],
         resources=resources,
     )
 

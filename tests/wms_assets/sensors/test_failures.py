@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from wms_assets.resources import Alerts
-from wms_assets.sensors.failures import run_failure_alert
+from wms_assets.sensors.failures import check_warning_alert, run_failure_alert
 
 
 @pytest.fixture
@@ -72,3 +72,30 @@ def test_a_failed_run_and_its_failed_check_reach_the_webhook(webhook):
 def test_without_a_webhook_nothing_is_sent_and_nothing_breaks():
     assert Alerts().notify("a run failed") is False
     assert Alerts(webhook_url="http://127.0.0.1:9/none").notify("a run failed") is False
+
+
+def test_a_warning_in_a_successful_run_reaches_the_webhook(webhook):
+    url, received = webhook
+
+    @dg.asset
+    def input_drift() -> int:
+        return 1
+
+    @dg.asset_check(asset=input_drift)
+    def input_drift_within_limits() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="brightness PSI 0.41")
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([input_drift, input_drift_within_limits], instance=instance)
+        success = next(event for event in result.all_events if event.event_type == dg.DagsterEventType.RUN_SUCCESS)
+        context = dg.build_run_status_sensor_context(
+            sensor_name=check_warning_alert.name,
+            dagster_event=success,
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+            resources={"alerts": Alerts(webhook_url=url)},
+        )
+        check_warning_alert(context)
+
+    (message,) = received
+    assert "succeeded with failed checks: input_drift_within_limits (brightness PSI 0.41)" in message["text"]
