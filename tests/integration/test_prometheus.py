@@ -114,3 +114,25 @@ def test_the_drift_reader_counts_the_served_photos_through_prometheus(watched):
 
     assert served["brightness"].total >= 20 and set(served) == set(STATISTICS)
     assert report.enough_traffic and report.drifted == []
+
+
+def test_the_drift_asset_compares_what_prometheus_saw_with_the_training_photos(watched, synthetic_root):
+    """The served photos here are noise at 320x240, the synthetic training photos meters at another size: drift."""
+    import dagster as dg
+
+    from wms_assets.assets.data import VersionedDataset
+    from wms_assets.assets.monitoring import input_drift, input_drift_within_limits
+    from wms_assets.resources import DriftPolicy
+
+    _, prometheus = watched
+    value_of(prometheus, f"sum(wms_input_brightness_count{{{SELECTOR}}})")
+    names = sorted(path.name for path in (synthetic_root / "images").iterdir())
+    dataset = VersionedDataset(str(synthetic_root), "synthetic", {"train": names}, {}, {})
+    policy = DriftPolicy(prometheus_url=prometheus.url, model_name=MODEL, window="10m", min_photos=10)
+
+    output = input_drift(dg.build_asset_context(), dataset=dataset, drift_policy=policy)
+    check = input_drift_within_limits(output.value)
+
+    assert output.value.report.served_photos >= 20
+    assert "megapixels" in output.value.report.drifted
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
