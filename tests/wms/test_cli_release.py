@@ -17,8 +17,9 @@ def test_render_writes_the_stage_manifests_and_names_them(tmp_path):
     result = render("--stage", "prod", "--output", str(output), "--model-version", "7", "--image", IMAGE)
     assert result.exit_code == 0, result.output
     written = sorted(path.name for path in output.iterdir())
-    assert "deployment.yaml" in written and "ingress.yaml" in written and len(written) == 9
-    assert "wrote 9 manifests of the prod release (model-prod)" in result.output
+    expected = {"deployment.yaml", "ingress.yaml", "grafana-dashboard.yaml", "prometheusrule.yaml"}  # prod carries the rules
+    assert expected <= set(written) and len(written) == 11
+    assert "wrote 11 manifests of the prod release (model-prod)" in result.output
     for name in written:
         assert str(output / name) in result.output
         [document] = [item for item in yaml.safe_load_all((output / name).read_text()) if item]
