@@ -47,7 +47,8 @@ def pins(path: Path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         requirement = line.split("#", 1)[0].strip()
         if requirement:
-            match = re.fullmatch(r"([A-Za-z0-9_.\-]+(?:\[[a-z,]+\])?)==((?:\d+!)?[A-Za-z0-9_.+\-]+)", requirement)  # a version may carry an epoch (N!)
+            # name[extras]==version, the version with its epoch (N!) when it has one
+            match = re.fullmatch(r"([A-Za-z0-9_.\-]+(?:\[[a-z,]+\])?)==((?:\d+!)?[A-Za-z0-9_.+\-]+)", requirement)
             assert match, f"{path.name}: {requirement!r} is not pinned exactly (name==version)"
             found[normalized(match[1])] = match[2]
     return found
