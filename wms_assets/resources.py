@@ -200,10 +200,15 @@ class ReleaseTarget(dg.ConfigurableResource):
     """Where a stage's release goes: a TorchServe on this machine (local) or a Helm release on EKS (aws)."""
 
     def deploy(self, stage: str, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
-        raise NotImplementedError
+        """Serve this version in the stage; implemented by LocalModelServer and HelmRelease."""
+        raise NotImplementedError(f"{type(self).__name__} does not release")
+
+    def bearer_token(self) -> str | None:
+        """The token the service wants on /predictions (None: no token)."""
+        return None
 
     def smoke_test(self, deployment: Deployment, model_name: str, version: str) -> SmokeResult:
-        raise NotImplementedError
+        return smoke_test(deployment.url, model_name, version, self.bearer_token())
 
 
 class LocalModelServer(ReleaseTarget):
@@ -250,10 +255,9 @@ class LocalModelServer(ReleaseTarget):
         server.deploy(stored, model_name, version)
         return Deployment(stage, server.inference_url, before)
 
-    def smoke_test(self, deployment: Deployment, model_name: str, version: str) -> SmokeResult:
+    def bearer_token(self) -> str | None:
         server = self.server()
-        token = server.api_key_file.read_text().strip() if server.api_key_file else None
-        return smoke_test(deployment.url, model_name, version, token)
+        return server.api_key_file.read_text().strip() if server.api_key_file else None
 
 
 class HelmRelease(ReleaseTarget):
@@ -286,8 +290,8 @@ class HelmRelease(ReleaseTarget):
         check_ping(url)
         return Deployment(stage, url, None, str(revision))
 
-    def smoke_test(self, deployment: Deployment, model_name: str, version: str) -> SmokeResult:
-        return smoke_test(deployment.url, model_name, version, self.api_token)
+    def bearer_token(self) -> str | None:
+        return self.api_token
 
 
 class DriftPolicy(dg.ConfigurableResource):

@@ -1,11 +1,13 @@
 """wms/dashboards.py: the serving dashboard of each stage, its panels, filters, ids, and the `wms dashboards` CLI."""
 
 import json
+import re
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
+from tests.monitoring.test_prometheus_rules import RECORDING_RULES, RULES
 from wms.cli import main
 from wms.dashboards import DASHBOARD_STAGES, config_map, dashboard_json, expressions, serving_dashboard
 
@@ -22,17 +24,6 @@ PANEL_TITLES = {
     "Window fraction",
     "Confidence",
 }
-RECORDING_RULES = (
-    "wms:requests:rate5m",
-    "wms:request_errors:ratio_rate5m",
-    "wms:request_latency_seconds:p50_5m",
-    "wms:request_latency_seconds:p95_5m",
-    "wms:request_latency_seconds:p99_5m",
-    "wms:batch_size:mean_5m",
-    "wms:input_brightness:mean_1h",
-    "wms:window_fraction:mean_1h",
-    "wms:confidence:mean_1h",
-)
 
 
 def panels(document: dict) -> list[dict]:
@@ -61,6 +52,14 @@ def test_the_panels_read_every_recording_rule():
     text = " ".join(expressions(serving_dashboard("prod")))
     for rule in RECORDING_RULES:
         assert f"{rule}{{" in text, rule
+
+
+def test_every_recording_rule_a_panel_reads_is_in_the_rules_file():
+    recorded = {
+        rule["record"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"] if "record" in rule
+    }
+    used = set(re.findall(r"wms:[a-z_]+:[a-z0-9_]+", " ".join(expressions(serving_dashboard("prod")))))
+    assert used and used <= recorded, used - recorded
 
 
 def test_eks_stages_read_cpu_and_gpu_of_the_serving_pods_in_their_namespace():

@@ -1,6 +1,7 @@
 """Retrain when input drift persists: the last N evaluations of the drift check all warned (off by default)."""
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as CheckStatus
 
 from wms_assets.constants import INPUT_DRIFT, INPUT_DRIFT_CHECK, TRAINING_JOB
 from wms_assets.resources import DriftPolicy
@@ -19,10 +20,10 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext, drift_policy: Drif
         return dg.SkipReason("retraining on drift is off (drift_policy.retrain_on_drift)")
     key = dg.AssetCheckKey(INPUT_DRIFT, INPUT_DRIFT_CHECK)
     history = context.instance.event_log_storage.get_asset_check_execution_history(key, limit=drift_policy.retrain_after)
-    finished = [record for record in history if record.status.value in ("SUCCEEDED", "FAILED")]
+    finished = [record for record in history if record.status in (CheckStatus.SUCCEEDED, CheckStatus.FAILED)]
     if len(finished) < drift_policy.retrain_after:
         return dg.SkipReason(f"{len(finished)} drift evaluations so far, {drift_policy.retrain_after} needed")
-    if any(record.status.value == "SUCCEEDED" for record in finished):
+    if any(record.status == CheckStatus.SUCCEEDED for record in finished):
         return dg.SkipReason(f"no drift in at least one of the last {drift_policy.retrain_after} evaluations")
     newest = max(record.id for record in finished)
     return dg.RunRequest(run_key=f"drift-{newest}", run_config=RETRAIN, tags={"wms/reason": "input drift persisted"})
