@@ -30,6 +30,8 @@ LOOKS = {
     "three looks (a second zoom, framed on the first)": {"refine": True, "zoom_rounds": 2},
     "two looks, photo not shrunk": {"refine": True, "max_side": 100_000},
     "two looks, mirrored zoom": {"refine": True, "flip_zoomed": True},
+    "two looks, tighter zoom (margin 1.3)": {"refine": True, "zoom_margin": 1.3},
+    "two looks, looser zoom (margin 2.0)": {"refine": True, "zoom_margin": 2.0},
 }
 THRESHOLDS = (0.35, 0.5, 0.65)
 CLEANUPS = ("none", "largest", "convex")
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--encoder", help="for a plain state dict: its encoder")
     parser.add_argument("--image-size", type=int, help="for a plain state dict: the input side it was trained at")
     parser.add_argument("--shipped-only", action="store_true", help="only the inference that ships (two looks, 0.5, largest)")
+    parser.add_argument("--look", action="append", choices=list(LOOKS), help="score only these looks (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, state = load_best(args.checkpoint, args.encoder, args.image_size)
@@ -74,6 +77,7 @@ def main() -> None:
     )
     results = {}
     looks = {"two looks": LOOKS["two looks"]} if args.shipped_only else LOOKS
+    looks = {name: looks[name] for name in args.look} if args.look else looks
     for look, options in looks.items():
         segmenter = Segmenter(TorchBackend(model), state["settings"]["image_size"], **options)
         started = time.perf_counter()

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from wms.geometry import SquareView, photo_box, place_back, render_photo, view_around_box, whole_photo_view
+from wms.geometry import REFINE_MARGIN, SquareView, photo_box, place_back, render_photo, view_around_box, whole_photo_view
 from wms.imaging import bounding_box, normalize, sigmoid
 
 
@@ -41,6 +41,8 @@ class Segmenter:
     cleanup: str = "largest"
     """'largest': keep the largest region, holes filled; 'convex': its convex hull; 'none': the raw threshold."""
 
+    zoom_margin: float = REFINE_MARGIN
+    """The zoomed view's side over the long side of the window found (training draws 1.2 to 2.4)."""
     zoom_on: str = "area"
     """Which region of the first look the zoom looks at: 'area', the largest; 'mass', the most window probability."""
     max_side: int = 0
@@ -83,7 +85,7 @@ class Segmenter:
             box = largest_region_box(probabilities > self.threshold, probabilities if self.zoom_on == "mass" else None)
             window = photo_box(box, chosen[index], *smalls[index].shape[:2]) if box else None
             if window:
-                zoom_views[index] = view_around_box(window, self.image_size)
+                zoom_views[index] = view_around_box(window, self.image_size, self.zoom_margin)
         return zoom_views
 
     def probabilities(self, photo: np.ndarray) -> np.ndarray:

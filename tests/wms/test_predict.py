@@ -127,3 +127,10 @@ def test_each_extra_zoom_round_costs_one_model_call_per_photo_with_a_window(phot
     mask = Segmenter(bright_backend(looks), 64, zoom_rounds=2).masks_batch([photo, np.zeros_like(photo)])[0][1]
     assert looks == [2, 1, 1]
     assert iou(mask, window) > 0.9
+
+
+def test_a_tighter_zoom_sees_the_window_at_more_model_pixels(photo_and_window):
+    photo, window = photo_and_window
+    tight = iou(Segmenter(bright_backend(), 48, zoom_margin=1.2).mask(photo), window)
+    loose = iou(Segmenter(bright_backend(), 48, zoom_margin=2.4).mask(photo), window)
+    assert tight > loose > 0.8
