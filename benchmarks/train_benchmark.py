@@ -26,7 +26,7 @@ import torch
 
 from wms.data import Pair, split_pairs
 from wms.synthetic import SyntheticSpec, generate_dataset
-from wms.train import PRESETS, TrainSettings, preset, resolve_device, train
+from wms.train import PRESETS, TrainSettings, preset, resolve_device, train, validates
 from wms.validation import validate_folder
 
 
@@ -83,6 +83,7 @@ OVERRIDES = {
     "threads": int,
     "workers": int,
     "initial_weights": str,
+    "validate_every": int,
 }
 """Settings that a command-line option (--image-size for image_size) changes in the preset."""
 
@@ -92,15 +93,37 @@ def settings_from(args: argparse.Namespace) -> TrainSettings:
 
 
 def epochs_within(splits: dict[str, list[Pair]], settings: TrainSettings, minutes: float) -> int:
-    """How many epochs of `settings` fit in `minutes`, from a two-epoch run: its second epoch sets the pace, the rest
-    (loading the photos, the first epoch's warm-up, scoring test) is counted once."""
-    marks = [time.perf_counter()]
-    probe = settings.with_overrides(epochs=2, patience=0)
-    train(splits, probe, on_epoch=lambda epoch, metrics: marks.append(time.perf_counter()))
-    pace, fixed = marks[2] - marks[1], time.perf_counter() - marks[0] - 2 * (marks[2] - marks[1])
-    epochs = max(2, int((minutes * 60 - fixed) / pace))
-    print(f"probe: {pace:.1f} s per epoch, {fixed:.0f} s fixed: {epochs} epochs fit in {minutes} min", flush=True)
+    """How many epochs of `settings` fit in `minutes`, from a two-epoch run: its second epoch sets the pace of a
+    training pass and of a validation, the rest (loading the photos, the first epoch's warm-up, scoring test) is
+    counted once."""
+    marks, passes = [time.perf_counter()], []
+
+    def mark(epoch: int, metrics: dict) -> None:
+        marks.append(time.perf_counter())
+        passes.append(metrics["train_pass_seconds"])
+
+    train(splits, settings.with_overrides(epochs=2, patience=0, validate_every=1), on_epoch=mark)
+    epoch_seconds = marks[2] - marks[1]
+    fixed = time.perf_counter() - marks[0] - 2 * epoch_seconds
+    epochs = fitting_epochs(settings, minutes * 60 - fixed, passes[1], epoch_seconds - passes[1])
+    print(
+        f"probe: {passes[1]:.1f} s per training pass, {epoch_seconds - passes[1]:.1f} s per validation, {fixed:.0f} s "
+        f"fixed: {epochs} epochs fit in {minutes} min (validating every {settings.validate_every} early)",
+        flush=True,
+    )
     return epochs
+
+
+def fitting_epochs(settings: TrainSettings, seconds: float, pass_seconds: float, validation_seconds: float) -> int:
+    """The most epochs (at least 2) whose training passes and validations (as `validates` schedules them) fit."""
+    pass_seconds = max(pass_seconds, 1e-3)
+    epochs = 2
+    while True:
+        longer = settings.with_overrides(epochs=epochs + 1)
+        validations = sum(validates(epoch, longer) for epoch in range(1, epochs + 2))
+        if (epochs + 1) * pass_seconds + validations * validation_seconds > seconds:
+            return epochs
+        epochs += 1
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 import pytest
 
 from wms.data import split_pairs
-from wms.train import PRESETS, TrainSettings, preset, train
+from wms.train import PRESETS, TrainSettings, preset, train, validates
 from wms.validation import validate_folder
 
 TINY = TrainSettings(encoder="mobilenet_v2", image_size=64, epochs=2, batch_size=8)
@@ -31,6 +31,19 @@ def test_the_same_seed_trains_the_same_model(splits):
     settings = TrainSettings(encoder="mobilenet_v2", image_size=64, epochs=1, batch_size=8)
     first, second = train(splits, settings), train(splits, settings)
     assert learned(first.history) == learned(second.history)
+
+
+def test_validation_every_few_epochs_then_every_epoch_in_the_last_third():
+    settings = TrainSettings(epochs=9, validate_every=3)
+    assert [epoch for epoch in range(1, 10) if validates(epoch, settings)] == [3, 6, 7, 8, 9]
+    assert all(validates(epoch, settings.with_overrides(validate_every=1)) for epoch in range(1, 10))
+    assert [epoch for epoch in range(1, 6) if validates(epoch, TrainSettings(epochs=5, validate_every=10))] == [4, 5]
+
+
+def test_epochs_without_validation_report_no_val_scores_and_are_never_the_best(splits):
+    result = train(splits, TINY.with_overrides(epochs=3, validate_every=2))
+    assert ["val_iou" in epoch for epoch in result.history] == [False, True, True]
+    assert result.best_epoch in (2, 3)
 
 
 class Killed(Exception):

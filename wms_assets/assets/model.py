@@ -42,6 +42,9 @@ class TrainingConfig(dg.Config):
     threads: int | None = Field(default=None, description="CPU threads for PyTorch.")
     workers: int | None = Field(default=None, description="DataLoader worker processes (0 prepares batches in the trainer).")
     device: str | None = Field(default=None, description="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
+    validate_every: int | None = Field(
+        default=None, description="Score val every N epochs in the first two thirds of training (every epoch after)."
+    )
     encoder_weights: str | None = Field(default=None, description="Path of encoder weights (a state dict) to start from.")
     initial_weights: str | None = Field(
         default=None, description="Path of a whole U-Net's weights (a state dict or a training checkpoint) to fine-tune."
