@@ -32,6 +32,7 @@ LOOKS = {
     "two looks, mirrored zoom": {"refine": True, "flip_zoomed": True},
     "two looks, tighter zoom (margin 1.3)": {"refine": True, "zoom_margin": 1.3},
     "two looks, looser zoom (margin 2.0)": {"refine": True, "zoom_margin": 2.0},
+    "two looks, tighter zoom (margin 1.3), mirrored": {"refine": True, "zoom_margin": 1.3, "flip_zoomed": True},
 }
 THRESHOLDS = (0.35, 0.5, 0.65)
 CLEANUPS = ("none", "largest", "convex")
