@@ -78,7 +78,7 @@ def main() -> None:
     )
     results = {}
     looks = {"two looks": LOOKS["two looks"]} if args.shipped_only else LOOKS
-    looks = {name: looks[name] for name in args.look} if args.look else looks
+    looks = {name: LOOKS[name] for name in args.look} if args.look else looks
     for look, options in looks.items():
         segmenter = Segmenter(TorchBackend(model), state["settings"]["image_size"], **options)
         started = time.perf_counter()

@@ -180,9 +180,9 @@ def _fit_epoch(trainable: _Trainable, dataset: MeterDataset, val: list[Sample], 
 
 
 def validates(epoch: int, settings: TrainSettings) -> bool:
-    """Whether `epoch` (from 1) scores val: every `validate_every`-th epoch, and each of the last third and the last."""
-    every = max(1, settings.validate_every)
-    return epoch % every == 0 or epoch > settings.epochs * 2 // 3 or epoch == settings.epochs
+    """Whether `epoch` (from 1) scores val: every `validate_every`-th epoch, and each of the last third (the last
+    epoch always belongs to it)."""
+    return epoch % max(1, settings.validate_every) == 0 or epoch > settings.epochs * 2 // 3
 
 
 def _record(progress: Progress, epoch: int, metrics: dict, average: WeightAverage) -> None:
