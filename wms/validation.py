@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +116,22 @@ def _check_all(pairs: list[Pair], limits: MaskLimits, workers: int) -> Iterator[
     if workers <= 1 or len(jobs) < 8:
         yield from (_check_job(job) for job in jobs)
         return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    # A spawned worker inherits ignored signals: where the caller ignores SIGTERM (the test suite's process did, after
+    # some library set it), terminate() reached no worker and join() waited forever. Workers take SIGTERM's default
+    # back, and the pool ends with close() and join() once every result is in, terminate() only on an error.
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_default_sigterm)
+    try:
         yield from pool.imap(_check_job, jobs, chunksize=4)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _collect(report: ValidationReport, candidates: dict[str, Pair], checks: Iterator[PairCheck]) -> None:

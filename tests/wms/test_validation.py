@@ -1,4 +1,5 @@
 import json
+import multiprocessing
 import shutil
 
 import numpy as np
@@ -7,8 +8,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from wms.cli import main
-from wms.data import DatasetLayoutError
-from wms.validation import validate_folder
+from wms.data import DatasetLayoutError, Pair
+from wms.validation import MaskLimits, _check_all, validate_folder
 
 
 @pytest.fixture
@@ -80,3 +81,11 @@ def test_cli_exits_non_zero_for_a_missing_folder(tmp_path):
     result = CliRunner().invoke(main, ["data", "validate", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert "does not exist" in result.stderr
+
+
+def test_checks_abandoned_halfway_leave_no_worker_behind(synthetic_root):
+    pairs = [Pair(image, synthetic_root / "masks" / image.name) for image in sorted((synthetic_root / "images").iterdir())]
+    checks = _check_all(pairs[:16], MaskLimits(), workers=2)
+    next(checks)
+    checks.close()
+    assert multiprocessing.active_children() == []
