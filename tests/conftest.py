@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -14,6 +15,21 @@ from wms.synthetic import SyntheticSpec, generate_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "water-meters"
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_as_found():
+    """Each test leaves SIGINT's and SIGTERM's handlers as it found them.
+
+    Dagster's in-process execution (dg.materialize in a test) copies SIGINT's handler onto SIGTERM for the rest of the
+    process; where the suite runs in the background (SIGINT ignored) that made the suite ignore SIGTERM, and every
+    process it spawned afterwards inherited that.
+    """
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in handlers.items():
+        if handler is not None and signal.getsignal(signum) != handler:
+            signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import multiprocessing.pool
 import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,10 +118,7 @@ def _check_all(pairs: list[Pair], limits: MaskLimits, workers: int) -> Iterator[
     if workers <= 1 or len(jobs) < 8:
         yield from (_check_job(job) for job in jobs)
         return
-    # A spawned worker inherits ignored signals: where the caller ignores SIGTERM (the test suite's process did, after
-    # some library set it), terminate() reached no worker and join() waited forever. Workers take SIGTERM's default
-    # back, and the pool ends with close() and join() once every result is in, terminate() only on an error.
-    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_default_sigterm)
+    pool = _spawn_pool(workers)
     try:
         yield from pool.imap(_check_job, jobs, chunksize=4)
         pool.close()
@@ -130,8 +129,22 @@ def _check_all(pairs: list[Pair], limits: MaskLimits, workers: int) -> Iterator[
         pool.join()
 
 
-def _default_sigterm() -> None:
+def _spawn_pool(workers: int) -> multiprocessing.pool.Pool:
+    """Spawned workers that terminate() can stop, even where this process ignores SIGTERM.
+
+    A child inherits ignored signals. A process started in the background by a shell without job control ignores
+    SIGINT, and Dagster's in-process execution copies SIGINT's handler onto SIGTERM: workers spawned from it ignored
+    SIGTERM, so terminate() reached none and join() waited for ever (the test suite hung so). While the workers are
+    started, SIGTERM takes its default; the caller's handler comes back right after.
+    """
+    context = multiprocessing.get_context("spawn")
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_IGN or threading.current_thread() is not threading.main_thread():
+        return context.Pool(workers)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        return context.Pool(workers)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _collect(report: ValidationReport, candidates: dict[str, Pair], checks: Iterator[PairCheck]) -> None:

@@ -1,5 +1,9 @@
 """Running jobs in this process against the Dagster instance of $DAGSTER_HOME (what `wms run` and `wms rollback` do)."""
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -77,11 +81,12 @@ def _execute(job: str, instance, defs, ops: dict | None = None) -> LineageOutcom
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if ops:
         run_config["ops"] = ops
-    result = (
-        _defs(defs)
-        .resolve_job_def(job)
-        .execute_in_process(run_config=run_config, instance=instance or dg.DagsterInstance.get(), raise_on_error=False)
-    )
+    with _signal_handlers_kept():
+        result = (
+            _defs(defs)
+            .resolve_job_def(job)
+            .execute_in_process(run_config=run_config, instance=instance or dg.DagsterInstance.get(), raise_on_error=False)
+        )
     outcome = LineageOutcome(success=result.success, run_id=result.run_id, result=result)
     for event in result.all_events:
         if event.is_step_materialization:
@@ -98,6 +103,26 @@ def _execute(job: str, instance, defs, ops: dict | None = None) -> LineageOutcom
     if result.success and any(event.asset_key == RELEASE for event in result.get_asset_materialization_events()):
         outcome.release_url = result.output_for_node(RELEASE.path[-1]).url
     return outcome
+
+
+@contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """SIGINT's and SIGTERM's handlers as they were before the run.
+
+    Dagster's in-process execution copies SIGINT's handler onto SIGTERM and leaves it there. In a process started in
+    the background by a script (SIGINT ignored there), SIGTERM was then ignored for good: `kill` no longer stopped
+    `wms`, and the processes it spawned could not be terminated either.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _root_cause(error) -> str:

@@ -1,6 +1,7 @@
 import json
 import multiprocessing
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from wms.cli import main
 from wms.data import DatasetLayoutError, Pair
-from wms.validation import MaskLimits, _check_all, validate_folder
+from wms.validation import MaskLimits, _check_all, _spawn_pool, validate_folder
 
 
 @pytest.fixture
@@ -84,6 +85,36 @@ def test_cli_exits_non_zero_for_a_missing_folder(tmp_path):
 
 
 def test_checks_abandoned_halfway_leave_no_worker_behind(synthetic_root):
+    pairs = [Pair(image, synthetic_root / "masks" / image.name) for image in sorted((synthetic_root / "images").iterdir())]
+    checks = _check_all(pairs[:16], MaskLimits(), workers=2)
+    next(checks)
+    checks.close()
+    assert multiprocessing.active_children() == []
+
+
+def _sigterm_disposition(_) -> int:
+    return int(signal.getsignal(signal.SIGTERM))
+
+
+@pytest.fixture
+def sigterm_ignored():
+    """This process ignores SIGTERM, as it does once Dagster has run in a background job (SIGINT ignored there)."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_workers_can_be_terminated_where_this_process_ignores_sigterm(sigterm_ignored):
+    pool = _spawn_pool(2)
+    try:
+        assert pool.map(_sigterm_disposition, range(2)) == [int(signal.SIG_DFL)] * 2
+    finally:
+        pool.terminate()
+        pool.join()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+
+
+def test_checks_abandoned_halfway_leave_no_worker_behind_where_sigterm_is_ignored(synthetic_root, sigterm_ignored):
     pairs = [Pair(image, synthetic_root / "masks" / image.name) for image in sorted((synthetic_root / "images").iterdir())]
     checks = _check_all(pairs[:16], MaskLimits(), workers=2)
     next(checks)
