@@ -5,15 +5,17 @@
 # Each cycle writes benchmarks/results/$NAME-cycleN.json (every epoch, the test scores of its best weights) and keeps
 # its checkpoints in .wms/bench-checkpoints/$NAME-cycleN; a cycle whose JSON exists is skipped, so a killed run goes on
 # where it stopped. CYCLES (epochs:peak learning rate:input side, one word a cycle) sets the schedule; the default is the
-# README's best CPU run. Progressive resizing, for instance: CYCLES="60:0.002:128 35:0.001:192".
+# README's best CPU run: progressive resizing, 60 epochs at 128², then 35 and 30 at 192². SEED (default 0) sets the
+# training seed of every cycle.
 # The whole script is one function read before it runs, so editing this file during a run cannot change that run.
 set -euo pipefail
 
 main() {
   DATA=${1:-../shared/data/water-meters}
-  NAME=${NAME:-cpu-real-mobilenet_v2-192}
-  CYCLES=${CYCLES:-"60:0.002:192 30:0.0005:192"}
+  NAME=${NAME:-cpu-real-mobilenet_v2}
+  CYCLES=${CYCLES:-"60:0.002:128 35:0.001:192 30:0.0005:192"}
   PYTHON=${PYTHON:-.venv/bin/python}
+  SEED=${SEED:-0}
   export PYTHONUNBUFFERED=1
   for step in $CYCLES; do
     if ! [[ $step =~ ^[0-9]+:[0-9.eE-]+:[0-9]+$ ]]; then
@@ -33,9 +35,9 @@ main() {
     if [ -f "$output" ]; then
       echo "cycle $cycle: $output exists, skipped"
     else
-      echo "cycle $cycle: $epochs epochs, peak learning rate $rate, ${size}², from ${previous:-random weights} ($(date -u +%H:%M))"
+      echo "cycle $cycle: $epochs epochs, peak learning rate $rate, ${size}², seed $SEED, from ${previous:-random weights} ($(date -u +%H:%M))"
       "$PYTHON" benchmarks/train_benchmark.py "$DATA" --preset full --encoder mobilenet_v2 --image-size "$size" \
-        --batch-size 8 --threads 2 --workers 0 --epochs "$epochs" --learning-rate "$rate" "${start[@]}" \
+        --batch-size 8 --threads 2 --workers 0 --epochs "$epochs" --learning-rate "$rate" --seed "$SEED" "${start[@]}" \
         --checkpoints "$checkpoints" --output "$output"
     fi
     previous=$checkpoints

@@ -84,6 +84,7 @@ OVERRIDES = {
     "workers": int,
     "initial_weights": str,
     "validate_every": int,
+    "seed": int,
 }
 """Settings that a command-line option (--image-size for image_size) changes in the preset."""
 

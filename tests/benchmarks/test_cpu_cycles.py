@@ -7,7 +7,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cpu_cycles.sh"
 
 
-def run_cycles(tmp_path: Path, cycles: str) -> list[list[str]]:
+def run_cycles(tmp_path: Path, cycles: str, **extra: str) -> list[list[str]]:
     """Run the script in tmp_path with a stand-in Python that records its arguments and writes the --output file."""
     (tmp_path / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
     recorder = tmp_path / "record.sh"
@@ -16,7 +16,7 @@ def run_cycles(tmp_path: Path, cycles: str) -> list[list[str]]:
         'while [ $# -gt 0 ]; do if [ "$1" = --output ]; then echo {} > "$2"; fi; shift; done\n'
     )
     recorder.chmod(0o755)
-    environment = {**os.environ, "PYTHON": str(recorder), "CYCLES": cycles, "NAME": "run"}
+    environment = {**os.environ, "PYTHON": str(recorder), "CYCLES": cycles, "NAME": "run", **extra}
     subprocess.run(["bash", str(SCRIPT), "photos"], cwd=tmp_path, env=environment, check=True, capture_output=True)
     calls = tmp_path / "calls.txt"
     return [line.split() for line in calls.read_text().splitlines()] if calls.exists() else []
@@ -38,6 +38,15 @@ def test_each_cycle_starts_from_the_checkpoints_of_the_one_before(tmp_path):
     assert value_after(second, "--image-size") == "192"
     assert value_after(second, "--output") == "benchmarks/results/run-cycle2.json"
     assert first[1] == "photos"
+
+
+def test_every_cycle_trains_with_the_seed_asked_for(tmp_path):
+    calls = run_cycles(tmp_path, "2:0.002:64 1:0.0005:64", SEED="3")
+    assert [value_after(call, "--seed") for call in calls] == ["3", "3"]
+    (tmp_path / "calls.txt").unlink()
+    for report in (tmp_path / "benchmarks" / "results").iterdir():
+        report.unlink()
+    assert [value_after(call, "--seed") for call in run_cycles(tmp_path, "2:0.002:64")] == ["0"]
 
 
 def test_a_cycle_whose_report_exists_is_skipped_and_the_next_still_chains_on_it(tmp_path):
