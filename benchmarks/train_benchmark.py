@@ -85,6 +85,7 @@ OVERRIDES = {
     "initial_weights": str,
     "validate_every": int,
     "seed": int,
+    "cycles": str,
 }
 """Settings that a command-line option (--image-size for image_size) changes in the preset."""
 

@@ -30,10 +30,16 @@ def main() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A real data folder (Kaggle layout) instead of synthetic data.",
 )
-@click.option("--preset", default="demo", show_default=True, help="Training preset: demo (CPU, minutes) or full (GPU quality).")
+@click.option(
+    "--preset",
+    default="demo",
+    show_default=True,
+    help="Training preset: demo (CPU, minutes), cpu (the quality target on a CPU, about an hour) or full (on a GPU).",
+)
 @click.option("--epochs", type=int, help="Training epochs (default: the preset's).")
 @click.option("--encoder", help="U-Net encoder (default: the preset's).")
 @click.option("--image-size", type=int, help="Model input side in pixels (default: the preset's).")
+@click.option("--cycles", help="One-cycle schedules in a row, 'epochs:peak rate:input side ...' (the cpu preset has three).")
 @click.option(
     "--job",
     type=click.Choice(list(JOBS)),
@@ -41,13 +47,21 @@ def main() -> None:
     show_default=True,
     help="lineage: everything; training: data to champion; staging: package, image, staging release; production: prod release.",
 )
-def run(data_dir: Path | None, preset: str, epochs: int | None, encoder: str | None, image_size: int | None, job: str) -> None:
+def run(
+    data_dir: Path | None,
+    preset: str,
+    epochs: int | None,
+    encoder: str | None,
+    image_size: int | None,
+    cycles: str | None,
+    job: str,
+) -> None:
     """Materialize a job of the asset graph (the whole graph by default) and print how to use the result.
 
     On the local profile the job runs in this process; on the aws profile it is submitted to the Dagster deployment
     at $WMS_DAGSTER_URL, which runs it on EKS, and this command waits for it.
     """
-    chosen = {"preset": preset, "epochs": epochs, "encoder": encoder, "image_size": image_size}
+    chosen = {"preset": preset, "epochs": epochs, "encoder": encoder, "image_size": image_size, "cycles": cycles}
     overrides = {key: value for key, value in chosen.items() if value is not None}
     if _profile() == "aws":
         _run_remotely(JOBS[job], overrides)

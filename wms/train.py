@@ -51,12 +51,73 @@ class TrainSettings:
     validate_every: int = 1
     """Score val every this many epochs in the first two thirds of training, then every epoch: validation is a third
     or more of an epoch on a GPU, and the best epoch comes late in a one-cycle schedule."""
+    cycles: str = ""
+    """One-cycle schedules one after the other, each from the best weights of the one before, as words
+    'epochs:peak learning rate:input side' (progressive resizing: '60:0.002:128 35:0.001:192 30:0.0005:192').
+    Empty: one schedule of `epochs` at `learning_rate` and `image_size`. With cycles, those three follow from them."""
+
+    def __post_init__(self) -> None:
+        if self.cycles:
+            schedule = parse_cycles(self.cycles)
+            object.__setattr__(self, "epochs", sum(cycle.epochs for cycle in schedule))
+            object.__setattr__(self, "learning_rate", schedule[0].learning_rate)
+            object.__setattr__(self, "image_size", schedule[-1].image_size)
 
     def as_params(self) -> dict[str, str | int | float]:
         return asdict(self)
 
     def with_overrides(self, **changes) -> TrainSettings:
-        return replace(self, **{key: value for key, value in changes.items() if value is not None})
+        changes = {key: value for key, value in changes.items() if value is not None}
+        cycles = changes.get("cycles", self.cycles)
+        if cycles and CYCLE_FIELDS & changes.keys():
+            raise ValueError(
+                f"these settings train in cycles ({cycles}): {', '.join(sorted(CYCLE_FIELDS & changes.keys()))} "
+                "follow from them; change `cycles` instead, or set it to '' for one schedule"
+            )
+        return replace(self, **changes)
+
+    def schedule(self) -> list[TrainSettings]:
+        """The settings of each one-cycle schedule, in order: one, or one per word of `cycles`."""
+        if not self.cycles:
+            return [self]
+        first, *rest = parse_cycles(self.cycles)
+        plain = replace(self, cycles="")
+        return [replace(plain, epochs=first.epochs, learning_rate=first.learning_rate, image_size=first.image_size)] + [
+            replace(plain, epochs=c.epochs, learning_rate=c.learning_rate, image_size=c.image_size, initial_weights="")
+            for c in rest
+        ]
+
+
+CYCLE_FIELDS = {"epochs", "learning_rate", "image_size"}
+
+
+@dataclass(frozen=True)
+class Cycle:
+    epochs: int
+    learning_rate: float
+    image_size: int
+
+
+def parse_cycles(text: str) -> list[Cycle]:
+    """'60:0.002:128 35:0.001:192' as cycles; a clear error names the word that is wrong."""
+    cycles = []
+    for word in text.split():
+        parts = word.split(":")
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            cycle = Cycle(int(parts[0]), float(parts[1]), int(parts[2]))
+        except ValueError:
+            raise ValueError(f"cycle {word!r} is not epochs:peak learning rate:input side (for instance 30:0.0005:192)") from None
+        if cycle.epochs < 1 or not 0 < cycle.learning_rate < 1 or cycle.image_size < 32 or cycle.image_size % 32:
+            raise ValueError(
+                f"cycle {word!r}: epochs must be at least 1, the learning rate between 0 and 1, and the input side a "
+                "multiple of 32 (the U-Net halves it five times)"
+            )
+        cycles.append(cycle)
+    if not cycles:
+        raise ValueError("cycles is blank: give words epochs:peak learning rate:input side, or '' for one schedule")
+    return cycles
 
 
 PRESETS: dict[str, TrainSettings] = {
@@ -73,7 +134,11 @@ PRESETS: dict[str, TrainSettings] = {
         validate_every=3,
     ),
 }
-"""`demo`: CPU, minutes, what `wms run` uses. `full`: the quality target on real photos, meant for a GPU."""
+PRESETS["cpu"] = replace(
+    PRESETS["full"], encoder="mobilenet_v2", batch_size=8, threads=2, workers=0, cycles="60:0.002:128 35:0.001:192 30:0.0005:192"
+)
+"""`demo`: CPU, minutes, what `wms run` uses. `full`: the quality target on real photos, meant for a GPU. `cpu`: the
+quality target on a 2-core CPU in about 50 minutes to a few hours (mobilenet_v2, progressive resizing in three cycles)."""
 
 
 def preset(name: str) -> TrainSettings:
@@ -84,7 +149,7 @@ def preset(name: str) -> TrainSettings:
 
 @dataclass
 class TrainingResult:
-    model: torch.nn.Module
+    model: torch.nn.Module | None
     settings: TrainSettings
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
@@ -108,11 +173,13 @@ class _Trainable:
     scheduler: torch.optim.lr_scheduler.LRScheduler
 
     @classmethod
-    def create(cls, settings: TrainSettings, steps: int) -> _Trainable:
+    def create(cls, settings: TrainSettings, steps: int, start_state: dict | None = None) -> _Trainable:
         device = resolve_device(settings.device)
         model = build_unet(settings.encoder, settings.encoder_weights or None)
         if settings.initial_weights:
             load_model_weights(model, Path(settings.initial_weights))
+        if start_state is not None:
+            model.load_state_dict(start_state)
         model = model.to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=steps)
@@ -130,10 +197,47 @@ def train(
 ) -> TrainingResult:
     """Train on splits['train'], keep the averaged weights of the epoch with the best val IoU, score them on test.
 
+    With `cycles`, each schedule starts from the best weights of the one before, and the last one's best is kept.
     With `checkpoints`, every epoch is saved there and a training with the same settings resumes from it.
     """
     _require_splits(splits)
     started = time.perf_counter()
+    schedule = settings.schedule()
+    result = TrainingResult(model=None, settings=settings)
+    fitted, done = None, 0
+    for number, cycle in enumerate(schedule, start=1):
+        folder = checkpoints / f"cycle-{number}" if checkpoints and len(schedule) > 1 else checkpoints
+        params = cycle.as_params() | ({"cycles": settings.cycles, "cycle": number} if len(schedule) > 1 else {})
+        fitted = _fit(splits, cycle, params, folder, fitted and fitted.progress.best_state, _shifted(on_epoch, done, number))
+        result.resumed_at_epoch += fitted.resumed_at
+        result.history += fitted.progress.history
+        result.best_epoch, result.stopped_early = done + fitted.progress.best_epoch, fitted.stopped_early
+        done += fitted.progress.epoch
+    best = copy.deepcopy(fitted.average).to("cpu", memory_format=torch.contiguous_format)  # for ONNX export
+    best.load_state_dict(fitted.progress.best_state)
+    result.model = best.eval()
+    result.test_scores, result.test_ious = evaluate(best, splits["test"], settings.image_size)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class _Fitted:
+    average: torch.nn.Module
+    progress: Progress
+    resumed_at: int
+    stopped_early: bool
+
+
+def _fit(
+    splits: dict[str, list[Pair]],
+    settings: TrainSettings,
+    params: dict,
+    checkpoints: Path | None,
+    start_state: dict | None,
+    on_epoch: EpochCallback | None,
+) -> _Fitted:
+    """One one-cycle schedule, from `start_state` (the weights of a cycle before) when given; resumed if checkpointed."""
     seed_everything(settings.seed)
     torch.set_num_threads(settings.threads)
     samples = {name: [load_sample(pair, max_side=4 * settings.image_size) for pair in splits[name]] for name in ("train", "val")}
@@ -141,10 +245,10 @@ def train(
         zoom_probability=settings.zoom_probability, quarter_turn_probability=settings.quarter_turn_probability
     )
     dataset = MeterDataset(samples["train"], settings.image_size, augment, settings.seed)
-    trainable = _Trainable.create(settings, steps=settings.epochs * len(_loader(dataset, settings, epoch=0)))
-    params = settings.as_params()
+    steps = settings.epochs * len(_loader(dataset, settings, epoch=0))
+    trainable = _Trainable.create(settings, steps, start_state)
     progress = (checkpoints and resume_checkpoint(checkpoints, params, *trainable.parts())) or Progress()
-    result = TrainingResult(model=trainable.model, settings=settings, resumed_at_epoch=progress.epoch)
+    fitted = _Fitted(trainable.average.module, progress, resumed_at=progress.epoch, stopped_early=False)
     for epoch in range(progress.epoch + 1, settings.epochs + 1):
         metrics = _fit_epoch(trainable, dataset, samples["val"], settings, epoch)
         _record(progress, epoch, metrics, trainable.average)
@@ -153,14 +257,16 @@ def train(
         if on_epoch:
             on_epoch(epoch, metrics)
         if settings.patience and epoch - progress.best_epoch >= settings.patience:
-            result.stopped_early = True
+            fitted.stopped_early = True
             break
-    best = copy.deepcopy(trainable.average.module).to("cpu", memory_format=torch.contiguous_format)  # for ONNX export
-    best.load_state_dict(progress.best_state)
-    result.model, result.history, result.best_epoch = best.eval(), progress.history, progress.best_epoch
-    result.test_scores, result.test_ious = evaluate(best, splits["test"], settings.image_size)
-    result.seconds = time.perf_counter() - started
-    return result
+    return fitted
+
+
+def _shifted(on_epoch: EpochCallback | None, done: int, cycle: int) -> EpochCallback | None:
+    """The callback with epochs numbered over the whole training, and the cycle's number in the metrics."""
+    if on_epoch is None or (done == 0 and cycle == 1):
+        return on_epoch
+    return lambda epoch, metrics: on_epoch(done + epoch, metrics | {"cycle": float(cycle)})
 
 
 def _fit_epoch(trainable: _Trainable, dataset: MeterDataset, val: list[Sample], settings: TrainSettings, epoch: int) -> dict:

@@ -88,5 +88,64 @@ def test_an_empty_split_is_refused_with_advice(splits):
 def test_presets_are_named_and_an_unknown_one_is_refused():
     assert PRESETS["demo"].device == "auto" and PRESETS["full"].encoder == "resnet34"
     assert preset("demo") == TrainSettings()
-    with pytest.raises(ValueError, match="choose one of demo, full"):
+    with pytest.raises(ValueError, match="choose one of demo, full, cpu"):
         preset("fast")
+
+
+TWO_CYCLES = TINY.with_overrides(cycles="1:0.002:64 2:0.001:64")
+
+
+def test_cycles_set_the_length_the_first_rate_and_the_last_input_side():
+    growing = TINY.with_overrides(cycles="1:0.002:64 2:0.001:96")
+    assert (growing.epochs, growing.learning_rate, growing.image_size) == (3, 0.002, 96)
+    first, second = growing.schedule()
+    assert (first.epochs, first.image_size, second.epochs, second.learning_rate, second.image_size) == (1, 64, 2, 0.001, 96)
+    assert PRESETS["cpu"].encoder == "mobilenet_v2" and PRESETS["cpu"].image_size == 192 and PRESETS["cpu"].epochs == 125
+    assert TWO_CYCLES.with_overrides(cycles="").schedule() == [TWO_CYCLES.with_overrides(cycles="")]
+
+
+@pytest.mark.parametrize(
+    ("cycles", "complaint"),
+    [
+        ("60:0.002", "is not epochs:peak"),
+        ("ten:0.002:128", "is not epochs:peak"),
+        ("5:0.002:100", "multiple of 32"),
+        ("0:0.002:128", "at least 1"),
+        ("5:2:128", "between 0 and 1"),
+        ("   ", "blank"),
+    ],
+)
+def test_a_malformed_cycle_is_refused_with_the_word_and_the_format(cycles, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        TINY.with_overrides(cycles=cycles)
+
+
+def test_settings_in_cycles_refuse_an_epochs_rate_or_size_of_their_own():
+    with pytest.raises(ValueError, match="change `cycles` instead"):
+        PRESETS["cpu"].with_overrides(epochs=10)
+    assert PRESETS["cpu"].with_overrides(cycles="", epochs=10).epochs == 10
+
+
+def test_each_cycle_starts_from_the_best_weights_of_the_one_before(splits, tmp_path):
+    seen = []
+    chained = train(splits, TWO_CYCLES, on_epoch=lambda epoch, metrics: seen.append((epoch, metrics.get("cycle"))))
+    assert seen == [(1, None), (2, 2.0), (3, 2.0)]
+    first, second = TWO_CYCLES.schedule()
+    train(splits, first, checkpoints=tmp_path / "first")
+    by_hand = train(splits, second.with_overrides(initial_weights=str(tmp_path / "first" / "last.pt")))
+    assert learned(chained.history[1:]) == learned(by_hand.history), "the same as cycles run one after the other"
+    assert chained.test_scores == by_hand.test_scores
+    assert chained.best_epoch == 1 + by_hand.best_epoch
+
+
+def test_a_training_killed_in_its_second_cycle_resumes_there(splits, tmp_path):
+    def kill_at_two(epoch, _):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(splits, TWO_CYCLES, on_epoch=kill_at_two, checkpoints=tmp_path)
+    seen = []
+    resumed = train(splits, TWO_CYCLES, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=tmp_path)
+    assert (resumed.resumed_at_epoch, seen) == (2, [3])
+    assert learned(resumed.history) == learned(train(splits, TWO_CYCLES).history)

@@ -37,6 +37,8 @@ def test_training_config_takes_the_preset_and_overrides_only_what_is_set():
     assert TrainingConfig().settings() == PRESETS["demo"]
     full = TrainingConfig(preset="full", encoder="mobilenet_v2").settings()
     assert full.encoder == "mobilenet_v2" and full.epochs == PRESETS["full"].epochs
+    assert TrainingConfig(preset="cpu").settings() == PRESETS["cpu"]
+    assert TrainingConfig(cycles="2:0.002:64 1:0.001:96").settings().image_size == 96
     described = TrainingConfig.model_fields
     assert all(field.description for name, field in described.items()), "every training setting says what it does"
 

@@ -29,7 +29,8 @@ class TrainingConfig(dg.Config):
 
     preset: str = Field(
         default="demo",
-        description=f"Named settings: {', '.join(PRESETS)}. demo: CPU, minutes. full: the quality target, on a GPU.",
+        description=f"Named settings: {', '.join(PRESETS)}. demo: CPU, minutes. full: the quality target, on a GPU. "
+        "cpu: the quality target on a CPU in three cycles of progressive resizing (about an hour on 2 cores).",
     )
     encoder: str | None = Field(default=None, description="U-Net encoder: resnet34, resnet18, mobilenet_v2, efficientnet-b0.")
     image_size: int | None = Field(default=None, description="Side of the square model input, in pixels.")
@@ -48,6 +49,12 @@ class TrainingConfig(dg.Config):
     encoder_weights: str | None = Field(default=None, description="Path of encoder weights (a state dict) to start from.")
     initial_weights: str | None = Field(
         default=None, description="Path of a whole U-Net's weights (a state dict or a training checkpoint) to fine-tune."
+    )
+    cycles: str | None = Field(
+        default=None,
+        description="One-cycle schedules in a row, each from the best weights of the one before: 'epochs:peak learning "
+        "rate:input side' words, e.g. '60:0.002:128 35:0.001:192 30:0.0005:192'; '' for one schedule of epochs, "
+        "learning_rate and image_size (with cycles, those three follow from them).",
     )
     reuse_finished_run: bool = Field(
         default=True,
