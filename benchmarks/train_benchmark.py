@@ -69,6 +69,12 @@ def training_flops_per_image(encoder: str, image_size: int) -> float:
     return counter.get_total_flops() / 2
 
 
+def mean_training_flops(settings: TrainSettings) -> float:
+    """FLOPs per image of a training step, averaged over the epochs: with cycles, each at its own input side."""
+    cycles = settings.schedule()
+    return sum(training_flops_per_image(c.encoder, c.image_size) * c.epochs for c in cycles) / settings.epochs
+
+
 def peak_tflops(device_name: str) -> float | None:
     return next((peak for name, peak in PEAK_BF16_TFLOPS.items() if name in device_name), None)
 
@@ -151,6 +157,8 @@ def main() -> None:
 def run(args: argparse.Namespace, data: Path) -> None:
     splits = load_splits(data, args.splits)
     settings = settings_from(args)
+    if args.minutes and settings.cycles:
+        raise SystemExit("--minutes sizes one schedule, and these settings train in cycles: give --cycles '' or no --minutes")
     if args.minutes:
         settings = settings.with_overrides(epochs=epochs_within(splits, settings, args.minutes))
     device = resolve_device(settings.device)
@@ -166,7 +174,7 @@ def run(args: argparse.Namespace, data: Path) -> None:
     epochs_run = len(result.history) - result.resumed_at_epoch
     pass_seconds = sum(epoch.get("train_pass_seconds", 0.0) for epoch in result.history[result.resumed_at_epoch :])
     step_images_per_s = epochs_run * len(splits["train"]) / pass_seconds if pass_seconds else None
-    flops = training_flops_per_image(settings.encoder, settings.image_size)
+    flops = mean_training_flops(settings)
     achieved = flops * step_images_per_s / 1e12 if step_images_per_s else None
     peak = peak_tflops(name)
     single = time_inference(result.model, settings.image_size, device, 1, 30)

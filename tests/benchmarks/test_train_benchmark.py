@@ -20,3 +20,11 @@ def test_the_time_budget_counts_only_the_validations_that_will_run():
 
 def test_a_budget_too_small_still_trains_two_epochs():
     assert train_benchmark.fitting_epochs(TrainSettings(), 1, 2.0, 3.0) == 2
+
+
+def test_the_flops_of_a_training_in_cycles_weigh_each_input_side_by_its_epochs():
+    cycles = TrainSettings(cycles="3:0.002:64 1:0.001:128")
+    at_64 = train_benchmark.training_flops_per_image("mobilenet_v2", 64)
+    at_128 = train_benchmark.training_flops_per_image("mobilenet_v2", 128)
+    assert train_benchmark.mean_training_flops(cycles) == (3 * at_64 + at_128) / 4
+    assert at_128 > 3 * at_64
