@@ -50,17 +50,23 @@ class Killed(Exception):
     pass
 
 
-def test_a_killed_training_resumes_from_its_last_checkpoint(splits, tmp_path):
-    three = TINY.with_overrides(epochs=3)
+def train_killed_then_resumed(splits, settings, checkpoints, killed_after: int):
+    """Train until the epoch `killed_after` is checkpointed, kill, train again; the resumed result and its epochs."""
 
-    def kill_after_two(epoch, _):
-        if epoch == 2:
+    def kill(epoch, _):
+        if epoch == killed_after:
             raise Killed
 
     with pytest.raises(Killed):
-        train(splits, three, on_epoch=kill_after_two, checkpoints=tmp_path)
+        train(splits, settings, on_epoch=kill, checkpoints=checkpoints)
     seen = []
-    resumed = train(splits, three, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=tmp_path)
+    resumed = train(splits, settings, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=checkpoints)
+    return resumed, seen
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(splits, tmp_path):
+    three = TINY.with_overrides(epochs=3)
+    resumed, seen = train_killed_then_resumed(splits, three, tmp_path, killed_after=2)
     assert resumed.resumed_at_epoch == 2
     assert seen == [3]
     assert len(resumed.history) == 3
@@ -139,13 +145,6 @@ def test_each_cycle_starts_from_the_best_weights_of_the_one_before(splits, tmp_p
 
 
 def test_a_training_killed_in_its_second_cycle_resumes_there(splits, tmp_path):
-    def kill_at_two(epoch, _):
-        if epoch == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(splits, TWO_CYCLES, on_epoch=kill_at_two, checkpoints=tmp_path)
-    seen = []
-    resumed = train(splits, TWO_CYCLES, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=tmp_path)
+    resumed, seen = train_killed_then_resumed(splits, TWO_CYCLES, tmp_path, killed_after=2)
     assert (resumed.resumed_at_epoch, seen) == (2, [3])
     assert learned(resumed.history) == learned(train(splits, TWO_CYCLES).history)
