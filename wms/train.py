@@ -80,11 +80,16 @@ class TrainSettings:
         """The settings of each one-cycle schedule, in order: one, or one per word of `cycles`."""
         if not self.cycles:
             return [self]
-        first, *rest = parse_cycles(self.cycles)
         plain = replace(self, cycles="")
-        return [replace(plain, epochs=first.epochs, learning_rate=first.learning_rate, image_size=first.image_size)] + [
-            replace(plain, epochs=c.epochs, learning_rate=c.learning_rate, image_size=c.image_size, initial_weights="")
-            for c in rest
+        return [
+            replace(
+                plain,
+                epochs=cycle.epochs,
+                learning_rate=cycle.learning_rate,
+                image_size=cycle.image_size,
+                initial_weights=self.initial_weights if number == 0 else "",  # later cycles start from the one before
+            )
+            for number, cycle in enumerate(parse_cycles(self.cycles))
         ]
 
 
@@ -149,7 +154,7 @@ def preset(name: str) -> TrainSettings:
 
 @dataclass
 class TrainingResult:
-    model: torch.nn.Module | None
+    model: torch.nn.Module
     settings: TrainSettings
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
@@ -203,19 +208,20 @@ def train(
     _require_splits(splits)
     started = time.perf_counter()
     schedule = settings.schedule()
-    result = TrainingResult(model=None, settings=settings)
-    fitted, done = None, 0
+    history: list[dict[str, float]] = []
+    fitted, resumed_at = None, 0
     for number, cycle in enumerate(schedule, start=1):
         folder = checkpoints / f"cycle-{number}" if checkpoints and len(schedule) > 1 else checkpoints
         params = cycle.as_params() | ({"cycles": settings.cycles, "cycle": number} if len(schedule) > 1 else {})
-        fitted = _fit(splits, cycle, params, folder, fitted and fitted.progress.best_state, _shifted(on_epoch, done, number))
-        result.resumed_at_epoch += fitted.resumed_at
-        result.history += fitted.progress.history
-        result.best_epoch, result.stopped_early = done + fitted.progress.best_epoch, fitted.stopped_early
-        done += fitted.progress.epoch
+        start_state = fitted and fitted.progress.best_state
+        fitted = _fit(splits, cycle, params, folder, start_state, _shifted(on_epoch, len(history), number))
+        resumed_at += fitted.resumed_at
+        best_epoch = len(history) + fitted.progress.best_epoch
+        history += fitted.progress.history
     best = copy.deepcopy(fitted.average).to("cpu", memory_format=torch.contiguous_format)  # for ONNX export
     best.load_state_dict(fitted.progress.best_state)
-    result.model = best.eval()
+    result = TrainingResult(best.eval(), settings, history, best_epoch, resumed_at_epoch=resumed_at)
+    result.stopped_early = fitted.stopped_early
     result.test_scores, result.test_ious = evaluate(best, splits["test"], settings.image_size)
     result.seconds = time.perf_counter() - started
     return result
