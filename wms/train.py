@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from wms.augment import AugmentSettings
-from wms.checkpoint import Progress, WeightAverage, resume_checkpoint, save_checkpoint
+from wms.checkpoint import LAST, Progress, WeightAverage, resume_checkpoint, save_checkpoint
 from wms.data import Pair
 from wms.dataset import MeterDataset, Sample, load_sample
 from wms.imaging import read_mask, read_photo
@@ -163,6 +163,8 @@ class TrainingResult:
     seconds: float = 0.0
     resumed_at_epoch: int = 0
     stopped_early: bool = False
+    checkpoint: Path | None = None
+    """The last checkpoint written (the last cycle's), when the training kept checkpoints."""
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -211,7 +213,7 @@ def train(
     history: list[dict[str, float]] = []
     fitted, resumed_at = None, 0
     for number, cycle in enumerate(schedule, start=1):
-        folder = checkpoints / f"cycle-{number}" if checkpoints and len(schedule) > 1 else checkpoints
+        folder = cycle_checkpoints(checkpoints, number, len(schedule))
         params = cycle.as_params() | ({"cycles": settings.cycles, "cycle": number} if len(schedule) > 1 else {})
         start_state = fitted and fitted.progress.best_state
         fitted = _fit(splits, cycle, params, folder, start_state, _shifted(on_epoch, len(history), number))
@@ -222,6 +224,7 @@ def train(
     best.load_state_dict(fitted.progress.best_state)
     result = TrainingResult(best.eval(), settings, history, best_epoch, resumed_at_epoch=resumed_at)
     result.stopped_early = fitted.stopped_early
+    result.checkpoint = folder / LAST if folder else None
     result.test_scores, result.test_ious = evaluate(best, splits["test"], settings.image_size)
     result.seconds = time.perf_counter() - started
     return result
@@ -246,26 +249,48 @@ def _fit(
     """One one-cycle schedule, from `start_state` (the weights of a cycle before) when given; resumed if checkpointed."""
     seed_everything(settings.seed)
     torch.set_num_threads(settings.threads)
-    samples = {name: [load_sample(pair, max_side=4 * settings.image_size) for pair in splits[name]] for name in ("train", "val")}
-    augment = AugmentSettings(
-        zoom_probability=settings.zoom_probability, quarter_turn_probability=settings.quarter_turn_probability
-    )
-    dataset = MeterDataset(samples["train"], settings.image_size, augment, settings.seed)
-    steps = settings.epochs * len(_loader(dataset, settings, epoch=0))
+    steps = settings.epochs * steps_per_epoch(len(splits["train"]), settings.batch_size)
     trainable = _Trainable.create(settings, steps, start_state)
     progress = (checkpoints and resume_checkpoint(checkpoints, params, *trainable.parts())) or Progress()
-    fitted = _Fitted(trainable.average.module, progress, resumed_at=progress.epoch, stopped_early=False)
+    fitted = _Fitted(trainable.average.module, progress, progress.epoch, out_of_patience(progress, settings))
+    if progress.epoch == settings.epochs or fitted.stopped_early:
+        return fitted  # finished before: a rerun after a failure later on trains nothing again
+    dataset, val = _prepared_samples(splits, settings)
     for epoch in range(progress.epoch + 1, settings.epochs + 1):
-        metrics = _fit_epoch(trainable, dataset, samples["val"], settings, epoch)
+        metrics = _fit_epoch(trainable, dataset, val, settings, epoch)
         _record(progress, epoch, metrics, trainable.average)
         if checkpoints:
             save_checkpoint(checkpoints, params, progress, *trainable.parts())
         if on_epoch:
             on_epoch(epoch, metrics)
-        if settings.patience and epoch - progress.best_epoch >= settings.patience:
+        if out_of_patience(progress, settings):
             fitted.stopped_early = True
             break
     return fitted
+
+
+def _prepared_samples(splits: dict[str, list[Pair]], settings: TrainSettings) -> tuple[MeterDataset, list[Sample]]:
+    """The train split as augmented views at the input side, and the val split, both read into memory."""
+    samples = {name: [load_sample(pair, max_side=4 * settings.image_size) for pair in splits[name]] for name in ("train", "val")}
+    augment = AugmentSettings(
+        zoom_probability=settings.zoom_probability, quarter_turn_probability=settings.quarter_turn_probability
+    )
+    return MeterDataset(samples["train"], settings.image_size, augment, settings.seed), samples["val"]
+
+
+def cycle_checkpoints(checkpoints: Path | None, number: int, cycles: int) -> Path | None:
+    """Where cycle `number` (from 1) keeps its checkpoints: a folder of its own when there are several cycles."""
+    return checkpoints / f"cycle-{number}" if checkpoints and cycles > 1 else checkpoints
+
+
+def out_of_patience(progress: Progress, settings: TrainSettings) -> bool:
+    """Whether early stopping ends the training: `patience` epochs (when set) without a better val IoU."""
+    return bool(settings.patience) and progress.epoch - progress.best_epoch >= settings.patience
+
+
+def steps_per_epoch(train_images: int, batch_size: int) -> int:
+    """Optimizer steps in one pass: full batches only, unless the split fits in one batch (see `_loader`)."""
+    return train_images // batch_size if train_images > batch_size else 1
 
 
 def _shifted(on_epoch: EpochCallback | None, done: int, cycle: int) -> EpochCallback | None:

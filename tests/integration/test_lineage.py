@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.conftest import free_port
@@ -18,7 +19,9 @@ from wms_assets.resources import LocalModelServer, PromotionPolicy, RawImageSour
 from wms_assets.run import materialize_lineage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TINY_TRAINING = {"epochs": 1, "image_size": 64}
+TINY_TRAINING = {"cycles": "1:0.002:64 1:0.001:64"}
+"""Two short cycles, like the `cpu` preset's three: the whole path from training to serving goes through them."""
+ONE_SCHEDULE = {"epochs": 1, "image_size": 64}
 
 
 def definitions(layout: StateLayout, server: LocalModelServer, min_test_iou: float) -> dg.Definitions:
@@ -84,6 +87,14 @@ def test_every_stage_materializes_and_every_gate_passes(first_run):
         assert f"  check {check}: passed" in first_run.lines
 
 
+def test_the_training_in_cycles_logs_the_last_cycle_checkpoint(stage, first_run):
+    layout, _, _ = stage
+    run_id = first_run.result.output_for_node("trained_model").run_id
+    registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
+    logged = registry.download(f"runs:/{run_id}/checkpoint/last.pt", layout.home / "downloaded")
+    assert torch.load(logged, weights_only=False)["settings"]["cycle"] == 2
+
+
 def test_the_released_model_answers_with_a_mask(stage, first_run):
     _, server, _ = stage
     photo = Path(first_run.sample_photo).read_bytes()
@@ -108,7 +119,7 @@ def test_a_second_run_reuses_the_trained_model(stage, first_run):
 def test_a_failed_gate_changes_nothing_downstream(stage, first_run):
     layout, server, instance = stage
     strict = definitions(layout, server, min_test_iou=1.01)
-    outcome = materialize_lineage({**TINY_TRAINING, "seed": 5}, instance, strict)
+    outcome = materialize_lineage({**ONE_SCHEDULE, "seed": 5}, instance, strict)
     assert not outcome.success
     assert any(line.startswith("  check test_scores_meet_minimums: FAILED (failed: IoU") for line in outcome.lines)
     registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)

@@ -25,6 +25,7 @@ def test_training_reports_each_epoch_and_scores_the_test_split(splits):
     assert result.test_scores.images == len(splits["test"]) == len(result.test_ious)
     assert 0.0 <= result.test_scores.mean_iou <= 1.0
     assert result.best_epoch in (1, 2)
+    assert result.checkpoint is None, "no checkpoints were asked for"
 
 
 def test_the_same_seed_trains_the_same_model(splits):
@@ -148,3 +149,22 @@ def test_a_training_killed_in_its_second_cycle_resumes_there(splits, tmp_path):
     resumed, seen = train_killed_then_resumed(splits, TWO_CYCLES, tmp_path, killed_after=2)
     assert (resumed.resumed_at_epoch, seen) == (2, [3])
     assert learned(resumed.history) == learned(train(splits, TWO_CYCLES).history)
+
+
+def test_a_finished_training_run_again_on_its_checkpoints_trains_nothing_and_gives_the_same_model(splits, tmp_path):
+    finished = train(splits, TWO_CYCLES, checkpoints=tmp_path)
+    assert finished.checkpoint == tmp_path / "cycle-2" / "last.pt"
+    seen = []
+    again = train(splits, TWO_CYCLES, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=tmp_path)
+    assert (seen, again.resumed_at_epoch, again.checkpoint) == ([], 3, finished.checkpoint)
+    assert learned(again.history) == learned(finished.history)
+    assert (again.best_epoch, again.test_scores) == (finished.best_epoch, finished.test_scores)
+
+
+def test_a_training_stopped_early_stays_stopped_when_run_again_on_its_checkpoints(splits, tmp_path):
+    stalled = TINY.with_overrides(epochs=6, learning_rate=1e-9, patience=1)
+    stopped = train(splits, stalled, checkpoints=tmp_path)
+    seen = []
+    again = train(splits, stalled, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=tmp_path)
+    assert seen == [] and again.stopped_early
+    assert len(again.history) == len(stopped.history) < 6

@@ -108,7 +108,8 @@ def trained_model(
 ) -> dg.Output[TrainedModel]:
     """A segmentation-models-pytorch U-Net trained on the train split and scored on the fixed test split.
 
-    Every epoch is checkpointed: a training that was killed resumes from its last epoch, in the same MLflow run.
+    Every epoch is checkpointed: a training that was killed resumes from its last epoch, in the same MLflow run, and
+    one that failed after its last epoch trains nothing again: the rerun logs what its checkpoints hold.
     """
     settings = config.settings()
     registry, git_sha = mlflow.registry(), current_git_sha()
@@ -139,6 +140,8 @@ def _train_and_log(context, registry, dataset: VersionedDataset, settings: Train
 
         splits = {split: dataset.pairs(split) for split in dataset.splits}
         result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints)
+        if result.resumed_at_epoch == len(result.history):
+            context.log.info("all %d epochs were trained before (%s): logging their result", len(result.history), checkpoints)
         logged = _log_result(run, result, dataset.data_version, splits["test"], checkpoints)
     shutil.rmtree(checkpoints, ignore_errors=True)  # all of it is in the finished MLflow run now
     identity = {"run_id": run.run_id, "model_uri": logged.model_uri, "onnx_uri": logged.onnx_uri}
@@ -162,7 +165,7 @@ def _log_result(run, result: TrainingResult, data_version: str, test_pairs, chec
     facts |= {"resumed_at_epoch": result.resumed_at_epoch, "stopped_early": int(result.stopped_early)}
     run.log_epoch(result.best_epoch, scores | facts)
     model_uri = run.log_model(result.model, settings.image_size)
-    run.log_file(checkpoints / "last.pt", "checkpoint")
+    run.log_file(result.checkpoint, "checkpoint")
     metadata = {"wms.run_id": run.run_id, "wms.data_version": data_version, "wms.encoder": settings.encoder}
     onnx_uri = run.log_file(export_onnx(result.model, settings.image_size, checkpoints / "model.onnx", metadata), "onnx")
     run.set_tags({ONNX_URI_TAG: onnx_uri})
