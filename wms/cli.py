@@ -34,7 +34,7 @@ def main() -> None:
     "--preset",
     default="demo",
     show_default=True,
-    help="Training preset: demo (CPU, minutes), cpu (the quality target on a CPU, about an hour) or full (on a GPU).",
+    help="Training preset: demo (CPU, minutes), cpu (the quality target on a CPU, 1 to 3 hours on 2 cores) or full (on a GPU).",
 )
 @click.option("--epochs", type=int, help="Training epochs (default: the preset's).")
 @click.option("--encoder", help="U-Net encoder (default: the preset's).")
@@ -139,7 +139,7 @@ def models() -> None:
 @models.command("history")
 def models_history() -> None:
     """Which version was champion when, and why the champion moved; then every version's aliases and gate results."""
-    from wms.tracking import ARCHIVED_TAG, GATE_TAG_PREFIX
+    from wms.tracking import ARCHIVED_TAG, gate_outcomes
     from wms_assets.run import champion_registry
 
     _prepare_state()
@@ -154,11 +154,7 @@ def models_history() -> None:
     aliases_of = registry.aliases_by_version()
     for version in sorted(registry.client.search_model_versions(f"name = '{registry.model_name}'"), key=lambda v: int(v.version)):
         aliases = ", ".join(sorted(aliases_of.get(str(version.version), []))) or "-"
-        gates = [
-            f"{key.removeprefix(GATE_TAG_PREFIX)} {value.split(':')[0]}"
-            for key, value in version.tags.items()
-            if key.startswith(GATE_TAG_PREFIX)
-        ]
+        gates = [f"{name} {outcome.split(':')[0]}" for name, outcome in gate_outcomes(version.tags).items()]
         archived = f"  archived: {version.tags[ARCHIVED_TAG]}" if ARCHIVED_TAG in version.tags else ""
         iou, gate_list = version.tags.get("test_mean_iou", "?"), ", ".join(sorted(gates)) or "-"
         click.echo(f"version {version.version:>3}  aliases: {aliases:<22} test IoU {iou}  gates: {gate_list}{archived}")

@@ -24,6 +24,12 @@ EVENT_TAG_PREFIX = "champion_event."
 MODEL_URI_TAG = "wms_model_uri"
 ONNX_URI_TAG = "wms_onnx_uri"
 GATE_TAG_PREFIX = "gate."
+"""Tags of a version, one per blocking gate: `gate.<name>` = 'passed: ...' or 'failed: ...'."""
+
+
+def gate_outcomes(version_tags: dict[str, str]) -> dict[str, str]:
+    """The gate results among a version's tags, by gate name."""
+    return {key.removeprefix(GATE_TAG_PREFIX): value for key, value in version_tags.items() if key.startswith(GATE_TAG_PREFIX)}
 
 
 @dataclass(frozen=True)

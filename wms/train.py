@@ -143,7 +143,7 @@ PRESETS["cpu"] = replace(
     PRESETS["full"], encoder="mobilenet_v2", batch_size=8, threads=2, workers=0, cycles="60:0.002:128 35:0.001:192 30:0.0005:192"
 )
 """`demo`: CPU, minutes, what `wms run` uses. `full`: the quality target on real photos, meant for a GPU. `cpu`: the
-quality target on a 2-core CPU in about 50 minutes to a few hours (mobilenet_v2, progressive resizing in three cycles)."""
+quality target on a 2-core CPU in 1 to 3 hours, with the machine's speed (mobilenet_v2, progressive resizing in three cycles)."""
 
 
 def preset(name: str) -> TrainSettings:

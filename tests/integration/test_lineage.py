@@ -2,6 +2,7 @@
 
 import base64
 import io
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -105,6 +106,17 @@ def test_the_released_model_answers_with_a_mask(stage, first_run):
 
     assert mask.shape == ImageOps.exif_transpose(displayed).size[::-1]
     assert answer["model_version"] == "1"
+
+
+def test_the_service_scores_the_test_split_as_the_registry_recorded(stage, first_run):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from served_quality import score_served
+
+    test_pairs = first_run.result.output_for_node("dataset").pairs("test")
+    served = score_served(first_run.release_url, test_pairs)
+    recorded = first_run.result.output_for_node("trained_model").scores
+    assert served["model_versions"] == {"1": len(test_pairs)}
+    assert served["scores"]["mean_iou"] == pytest.approx(recorded["test_mean_iou"], abs=0.01)
 
 
 def test_a_second_run_reuses_the_trained_model(stage, first_run):

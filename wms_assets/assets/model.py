@@ -13,7 +13,7 @@ from wms.export import export_onnx
 from wms.gitinfo import current_git_sha
 from wms.predict import Segmenter, TorchBackend
 from wms.report import markdown_image, prediction_sheet, worst_cases_sheet
-from wms.tracking import CHALLENGER, CHAMPION, GATE_TAG_PREFIX, MODEL_URI_TAG, ONNX_URI_TAG
+from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes
 from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, preset, train
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import GROUP_MODEL
@@ -30,7 +30,7 @@ class TrainingConfig(dg.Config):
     preset: str = Field(
         default="demo",
         description=f"Named settings: {', '.join(PRESETS)}. demo: CPU, minutes. full: the quality target, on a GPU. "
-        "cpu: the quality target on a CPU in three cycles of progressive resizing (about an hour on 2 cores).",
+        "cpu: the quality target on a CPU in three cycles of progressive resizing (1 to 3 hours on 2 cores).",
     )
     encoder: str | None = Field(default=None, description="U-Net encoder: resnet34, resnet18, mobilenet_v2, efficientnet-b0.")
     image_size: int | None = Field(default=None, description="Side of the square model input, in pixels.")
@@ -239,11 +239,7 @@ def registered_model(
 def champion_model(registered_model: RegisteredVersion, mlflow: MlflowRegistry) -> dg.Output[RegisteredVersion]:
     """The version that passed every blocking gate, now under the alias `champion` (runs only when the gates pass)."""
     registry = mlflow.registry()
-    gates = {
-        key.removeprefix(GATE_TAG_PREFIX): value
-        for key, value in registry.client.get_model_version(mlflow.model_name, registered_model.version).tags.items()
-        if key.startswith(GATE_TAG_PREFIX)
-    }
+    gates = gate_outcomes(registry.client.get_model_version(mlflow.model_name, registered_model.version).tags)
     reason = f"passed {len(gates)} gates: test IoU {registered_model.model.test_iou:.4f}"
     previous = registry.promote(registered_model.version, CHAMPION, reason=reason)
     return dg.Output(
