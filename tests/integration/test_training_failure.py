@@ -4,6 +4,8 @@ The failure is real: the step raises in the middle of logging its result, the Da
 marked FAILED; the rerun is a new Dagster run of the same job, against the same DVC, MLflow and checkpoint folders.
 """
 
+import logging
+
 import dagster as dg
 import pytest
 
@@ -50,6 +52,8 @@ def test_a_training_that_failed_after_its_last_epoch_is_finished_by_the_rerun_wi
     assert failed_run.info.status == "FAILED"
     assert sorted(path.name for path in layout.checkpoints.glob("*/cycle-*/last.pt")) == ["last.pt", "last.pt"]
     assert registry.client.search_model_versions(f"name = '{MODEL_NAME}'") == []
+    told = [entry.user_message for entry in instance.all_logs(failed.run_id) if entry.level >= logging.ERROR]
+    assert any("2 trained epochs are kept in" in message and "without training again" in message for message in told)
 
     rerun = materialize_training(TWO_CYCLES, instance, defs)
     assert rerun.success, rerun.summary()

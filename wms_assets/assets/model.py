@@ -142,7 +142,14 @@ def _train_and_log(context, registry, dataset: VersionedDataset, settings: Train
         result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints)
         if result.resumed_at_epoch == len(result.history):
             context.log.info("all %d epochs were trained before (%s): logging their result", len(result.history), checkpoints)
-        logged = _log_result(run, result, dataset.data_version, splits["test"], checkpoints)
+        try:
+            logged = _log_result(run, result, dataset.data_version, splits["test"], checkpoints)
+        except BaseException:
+            context.log.error(
+                f"the {len(result.history)} trained epochs are kept in {checkpoints}: once the cause is mended, run the "
+                "same training again (or re-execute this run) and it logs them without training again"
+            )
+            raise
     shutil.rmtree(checkpoints, ignore_errors=True)  # all of it is in the finished MLflow run now
     identity = {"run_id": run.run_id, "model_uri": logged.model_uri, "onnx_uri": logged.onnx_uri}
     trained = {"encoder": settings.encoder, "image_size": settings.image_size, "data_version": dataset.data_version}
