@@ -10,10 +10,11 @@ cycle, the best val IoU of each cycle, the test scores, the registered version w
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from datetime import UTC, datetime
 from pathlib import Path
+
+from emit import emit
 
 from wms.layout import MODEL_NAME, StateLayout, default_home
 from wms.tracking import ModelRegistry, gate_outcomes
@@ -112,10 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     registry = ModelRegistry(args.tracking_uri or StateLayout(default_home()).mlflow_tracking_uri, args.model_name)
     summary = summarise(registry, args.version or newest_version(registry)) | {"note": args.note}
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(summary, args.output)
 
 
 if __name__ == "__main__":

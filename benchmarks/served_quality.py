@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from emit import emit
 from PIL import Image
 from train_benchmark import load_splits
 
@@ -67,10 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     pairs = load_splits(args.data, None)[args.split]
     summary = {"url": args.url, "split": args.split, "photos": len(pairs), **score_served(args.url, pairs), "note": args.note}
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(summary, args.output)
 
 
 if __name__ == "__main__":
