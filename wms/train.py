@@ -288,9 +288,14 @@ def out_of_patience(progress: Progress, settings: TrainSettings) -> bool:
     return bool(settings.patience) and progress.epoch - progress.best_epoch >= settings.patience
 
 
+def drops_last_batch(train_images: int, batch_size: int) -> bool:
+    """Passes take full batches only, unless the whole split fits in one batch."""
+    return train_images > batch_size
+
+
 def steps_per_epoch(train_images: int, batch_size: int) -> int:
-    """Optimizer steps in one pass: full batches only, unless the split fits in one batch (see `_loader`)."""
-    return train_images // batch_size if train_images > batch_size else 1
+    """Optimizer steps in one pass."""
+    return train_images // batch_size if drops_last_batch(train_images, batch_size) else 1
 
 
 def _shifted(on_epoch: EpochCallback | None, done: int, cycle: int) -> EpochCallback | None:
@@ -365,7 +370,7 @@ def _loader(dataset: MeterDataset, settings: TrainSettings, epoch: int) -> DataL
         dataset,
         batch_size=settings.batch_size,
         shuffle=True,
-        drop_last=len(dataset) > settings.batch_size,
+        drop_last=drops_last_batch(len(dataset), settings.batch_size),
         num_workers=settings.workers,
         generator=torch.Generator().manual_seed(settings.seed * 100_003 + epoch),
         pin_memory=resolve_device(settings.device).type == "cuda",
