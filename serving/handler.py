@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from wms.imaging import bounding_box, mask_to_png
+from wms.model_card import MODEL_CARD_FILE, notice
 from wms.predict import Segmenter, window_confidence, window_polygon
 from wms.service_metrics import HandlerMetrics
 from wms.uploads import DecodedPhoto, PhotoLimits, PhotoRejected, decode_photo
@@ -95,6 +97,7 @@ class WindowSegmenter:
         self.metrics: HandlerMetrics | None = None
         self.model_name = ""
         self.model_version = ""
+        self.trained_on = "unknown"
 
     def initialize(self, context, settings: HandlerSettings | None = None) -> None:
         import onnxruntime
@@ -111,6 +114,8 @@ class WindowSegmenter:
         image_size = int(self.session.get_modelmeta().custom_metadata_map["wms.image_size"])
         self.segmenter = Segmenter(backend=self._run_model, image_size=image_size)
         self.model_name, self.model_version = manifest["modelName"], manifest.get("modelVersion", "")
+        card = model_dir / MODEL_CARD_FILE
+        self.trained_on = (json.loads(card.read_text()).get("trained_on") if card.exists() else None) or "unknown"
         self.metrics = HandlerMetrics(self.model_name, self.model_version)
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port)
@@ -196,7 +201,9 @@ class WindowSegmenter:
         return responses
 
     def _model_fields(self) -> dict[str, str]:
-        return {"model": self.model_name, "model_version": self.model_version}
+        fields = {"model": self.model_name, "model_version": self.model_version, "trained_on": self.trained_on}
+        warning = notice(self.trained_on)
+        return fields | ({"notice": warning} if warning else {})
 
 
 def _lower_keys(headers: dict) -> dict:

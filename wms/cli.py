@@ -23,23 +23,47 @@ def main() -> None:
     """WMS: train, version, gate, package, deploy and monitor U-Nets for water-meter photos."""
 
 
+def training_options(command):
+    """The training settings that `wms run` and `wms data use` take (unset: the recorded ones, else the preset's)."""
+    options = [
+        click.option(
+            "--preset",
+            help="Training preset: demo (CPU, minutes), cpu (the quality target on a CPU, 1 to 3 hours on 2 cores) or full "
+            "(on a GPU). Default: the one recorded for the watched photos (`wms data show`), else demo.",
+        ),
+        click.option("--epochs", type=int, help="Training epochs (default: the preset's)."),
+        click.option("--encoder", help="U-Net encoder (default: the preset's)."),
+        click.option("--image-size", type=int, help="Model input side in pixels (default: the preset's)."),
+        click.option(
+            "--cycles", help="One-cycle schedules in a row, 'epochs:peak rate:input side ...' (the cpu preset has three)."
+        ),
+        click.option(
+            "--fine-tune",
+            help="The short schedule of a retrain on new data from the champion's weights, as --cycles words "
+            "(default: the preset's; '' always trains from scratch).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _training_choices(preset, epochs, encoder, image_size, cycles, fine_tune) -> dict:
+    chosen = {"preset": preset, "epochs": epochs, "encoder": encoder, "image_size": image_size, "cycles": cycles}
+    chosen["fine_tune"] = fine_tune
+    return {key: value for key, value in chosen.items() if value is not None}
+
+
 @main.command()
 @click.option(
     "--data",
     "data_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A real data folder (Kaggle layout) instead of synthetic data.",
+    help="A real data folder (Kaggle layout): recorded as the watched photos, with this run's training settings, "
+    "for every later run and the sensors (`wms data use` records it without a run).",
 )
-@click.option(
-    "--preset",
-    default="demo",
-    show_default=True,
-    help="Training preset: demo (CPU, minutes), cpu (the quality target on a CPU, 1 to 3 hours on 2 cores) or full (on a GPU).",
-)
-@click.option("--epochs", type=int, help="Training epochs (default: the preset's).")
-@click.option("--encoder", help="U-Net encoder (default: the preset's).")
-@click.option("--image-size", type=int, help="Model input side in pixels (default: the preset's).")
-@click.option("--cycles", help="One-cycle schedules in a row, 'epochs:peak rate:input side ...' (the cpu preset has three).")
+@training_options
+@click.option("--from-scratch", is_flag=True, help="Train from random weights even when the champion could be fine-tuned.")
 @click.option(
     "--job",
     type=click.Choice(list(JOBS)),
@@ -47,38 +71,65 @@ def main() -> None:
     show_default=True,
     help="lineage: everything; training: data to champion; staging: package, image, staging release; production: prod release.",
 )
-def run(
-    data_dir: Path | None,
-    preset: str,
-    epochs: int | None,
-    encoder: str | None,
-    image_size: int | None,
-    cycles: str | None,
-    job: str,
-) -> None:
+def run(data_dir: Path | None, from_scratch: bool, job: str, **training) -> None:
     """Materialize a job of the asset graph (the whole graph by default) and print how to use the result.
 
-    On the local profile the job runs in this process; on the aws profile it is submitted to the Dagster deployment
-    at $WMS_DAGSTER_URL, which runs it on EKS, and this command waits for it.
+    The photos are the watched ones (`wms data show`; synthetic until a real folder is recorded). On the local profile
+    the job runs in this process; on the aws profile it is submitted to the Dagster deployment at $WMS_DAGSTER_URL,
+    which runs it on EKS, and this command waits for it.
     """
-    chosen = {"preset": preset, "epochs": epochs, "encoder": encoder, "image_size": image_size, "cycles": cycles}
-    overrides = {key: value for key, value in chosen.items() if value is not None}
+    overrides = _training_choices(**training)
+    if from_scratch:
+        overrides["start"] = "scratch"
     if _profile() == "aws":
         _run_remotely(JOBS[job], overrides)
         return
     layout = _prepare_state()
     if data_dir:
-        os.environ["WMS_DATA_DIR"] = str(data_dir.resolve())
+        _record_source(layout, folder=data_dir, training=_training_choices(**training), reason="wms run --data")
+    source = _watched(layout)
+    click.echo(f"photos: {source.describe()}")
     from wms_assets.run import materialize_lineage
 
     started = time.perf_counter()
-    outcome = materialize_lineage(overrides, job=JOBS[job])
+    outcome = materialize_lineage({**source.training, **overrides}, job=JOBS[job])
     click.echo(outcome.summary())
     if not outcome.success:
         sys.exit(1)
     click.echo(f"\nThe job took {time.perf_counter() - started:.0f} s.")
     if outcome.release_url:
         click.echo(next_steps(layout, outcome.release_url, outcome.sample_photo))
+
+
+def _watched(layout: StateLayout):
+    from wms.watched import WatchedSourceError, read_watched
+
+    try:
+        return read_watched(layout.watched_source)
+    except WatchedSourceError as error:
+        raise click.UsageError(str(error)) from error
+
+
+def _record_source(layout: StateLayout, training: dict, reason: str, folder: Path | None = None, pointer: Path | None = None):
+    """Record the watched photos and training settings, after checking both; print what changed."""
+    from wms.watched import WatchedSourceError, folder_source, pointer_source, record_watched, synthetic_source
+    from wms_assets.assets.model import TrainingConfig
+
+    try:
+        TrainingConfig(**training).settings()
+        if folder is not None:
+            source = folder_source(folder, training, reason)
+        elif pointer is not None:
+            source = pointer_source(pointer, training, reason)
+        else:
+            source = synthetic_source(training, reason)
+    except (ValueError, WatchedSourceError) as error:
+        raise click.UsageError(str(error)) from error
+    before = _watched(layout)
+    recorded = record_watched(layout.watched_source, source)
+    if (before.kind, before.location) != (recorded.kind, recorded.location):
+        click.echo(f"watched photos: {before.label} -> {recorded.label} (recorded in {layout.watched_source})")
+    return recorded
 
 
 def _profile() -> str:
@@ -139,7 +190,8 @@ def models() -> None:
 @models.command("history")
 def models_history() -> None:
     """Which version was champion when, and why the champion moved; then every version's aliases and gate results."""
-    from wms.tracking import ARCHIVED_TAG, gate_outcomes
+    from wms.model_card import notice
+    from wms.tracking import ARCHIVED_TAG, CHAMPION, gate_outcomes
     from wms_assets.run import champion_registry
 
     _prepare_state()
@@ -157,7 +209,14 @@ def models_history() -> None:
         gates = [f"{name} {outcome.split(':')[0]}" for name, outcome in gate_outcomes(version.tags).items()]
         archived = f"  archived: {version.tags[ARCHIVED_TAG]}" if ARCHIVED_TAG in version.tags else ""
         iou, gate_list = version.tags.get("test_mean_iou", "?"), ", ".join(sorted(gates)) or "-"
-        click.echo(f"version {version.version:>3}  aliases: {aliases:<22} test IoU {iou}  gates: {gate_list}{archived}")
+        origin = f"  trained on {version.tags.get('trained_on', 'unknown')}"
+        if "parent_version" in version.tags:
+            origin += f", fine-tuned from version {version.tags['parent_version']}"
+        click.echo(f"version {version.version:>3}  aliases: {aliases:<22} test IoU {iou}  gates: {gate_list}{origin}{archived}")
+    champion = registry.version_by_alias(CHAMPION)
+    warning = notice(champion.tags.get("trained_on")) if champion else None
+    if warning:
+        click.echo(f"\nThe champion, version {champion.version}: {warning}")
 
 
 def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:
@@ -181,6 +240,9 @@ def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:
             "",
             f"Sample prediction for {sample_photo}:",
             json.dumps(prediction, indent=2),
+            "",
+            f"The served model was trained on {prediction.get('trained_on', 'unknown')}.",
+            *([prediction["notice"]] if prediction.get("notice") else []),
         ]
     )
 
@@ -264,6 +326,36 @@ def serve_stop() -> None:
 @main.group()
 def data() -> None:
     """Data sets."""
+
+
+@data.command("use")
+@click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dvc-pointer", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Watch a .dvc pointer instead.")
+@click.option("--synthetic", is_flag=True, help="Go back to the generated synthetic photos.")
+@training_options
+def data_use(folder: Path | None, dvc_pointer: Path | None, synthetic: bool, **training) -> None:
+    """Record FOLDER (images/ and masks/) as the watched photos, with the training settings of the automatic runs.
+
+    The Dagster UI, the daemon's sensors and `wms run` all read this record: the data sensor starts a lineage run when
+    the watched photos' content differs from the last data set made. The change is appended to a history
+    (`wms data show`).
+    """
+    if sum((folder is not None, dvc_pointer is not None, synthetic)) != 1:
+        raise click.UsageError("give exactly one of FOLDER, --dvc-pointer FILE or --synthetic")
+    layout = _prepare_state()
+    recorded = _record_source(layout, _training_choices(**training), "wms data use", folder=folder, pointer=dvc_pointer)
+    click.echo(f"watching {recorded.describe()}")
+
+
+@data.command("show")
+def data_show() -> None:
+    """Print the watched photos and training settings of the automatic runs, and every change recorded."""
+    from wms.watched import watched_history
+
+    layout = StateLayout(default_home())
+    click.echo(f"watching {_watched(layout).describe()}")
+    for change in watched_history(layout.watched_source):
+        click.echo(f"  {change.set_at}  {change.label}  ({change.reason}; training {change.training or 'defaults'})")
 
 
 @data.command("validate")

@@ -8,6 +8,14 @@ from pathlib import Path
 
 HOME_VARIABLE = "WMS_HOME"
 MODEL_NAME = "wms-unet"
+DAGSTER_SETTINGS = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 1  # one lineage run at a time: two trainings on one machine's cores both crawl
+"""
+"""The local Dagster instance's dagster.yaml; runs the daemon launches queue behind one another."""
+EARLIER_SETTINGS = ("telemetry:\n  enabled: false\n",)
 
 
 def default_home() -> Path:
@@ -26,6 +34,11 @@ class StateLayout:
     @property
     def synthetic_data(self) -> Path:
         return self.home / "data" / "synthetic"
+
+    @property
+    def watched_source(self) -> Path:
+        """The record of the photo source and training settings that the automatic runs use (wms/watched.py)."""
+        return self.home / "watched.json"
 
     @property
     def dvc_repo(self) -> Path:
@@ -63,5 +76,5 @@ class StateLayout:
         for folder in (self.dagster_home, self.mlflow_dir, self.serving, self.torchserve_home):
             folder.mkdir(parents=True, exist_ok=True)
         settings = self.dagster_home / "dagster.yaml"
-        if not settings.exists():
-            settings.write_text("telemetry:\n  enabled: false\n")
+        if not settings.exists() or settings.read_text() in EARLIER_SETTINGS:
+            settings.write_text(DAGSTER_SETTINGS)

@@ -27,15 +27,22 @@ class SmokeResult:
         return not self.problems
 
 
-def smoke_test(base_url: str, model_name: str, expected_version: str, token: str | None = None) -> SmokeResult:
-    """GET /ping, then POST one synthetic meter photo to /predictions/<model>; every failure is named."""
+def smoke_test(
+    base_url: str, model_name: str, expected_version: str, token: str | None = None, pinned: bool = False
+) -> SmokeResult:
+    """GET /ping, then POST one synthetic meter photo to /predictions/<model>; every failure is named.
+
+    `pinned` posts to /predictions/<model>/<version>: a version registered beside the one serving, before it is made
+    the default, is tested without taking any client's request.
+    """
     problems = _ping_problems(base_url)
     if problems:
         return SmokeResult(problems)
+    url = f"{base_url}/predictions/{model_name}" + (f"/{expected_version}" if pinned else "")
     try:
-        answer = _post_photo(f"{base_url}/predictions/{model_name}", sample_photo(), token)
+        answer = _post_photo(url, sample_photo(), token)
     except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as error:
-        return SmokeResult([f"a meter photo sent to {base_url}/predictions/{model_name} got no answer: {_reason(error)}"])
+        return SmokeResult([f"a meter photo sent to {url} got no answer: {_reason(error)}"])
     served = str(answer.get("model_version"))
     if "mask_png_base64" not in answer:
         problems.append(f"the answer holds no mask: {sorted(answer)}")

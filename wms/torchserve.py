@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wms.front_door import FrontDoor, FrontDoorError
+from wms.model_card import MODEL_CARD_FILE
+from wms.smoke import smoke_test
 
 SERVING_DIR = Path(__file__).resolve().parent.parent / "serving"
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -51,12 +53,22 @@ class TorchServeError(RuntimeError):
     """TorchServe refused a command or did not become ready; the message says what it answered."""
 
 
-def build_archive(onnx_path: Path, model_name: str, version: str, store: Path, batching: BatchSettings = BatchSettings()) -> Path:
-    """Pack the ONNX model, the handler and the batching settings into store/<model_name>-v<version>.mar."""
+def build_archive(
+    onnx_path: Path,
+    model_name: str,
+    version: str,
+    store: Path,
+    batching: BatchSettings = BatchSettings(),
+    trained_on: str = "unknown",
+) -> Path:
+    """Pack the ONNX model, the handler, the batching settings and what the model was trained on (which every answer
+    names) into store/<model_name>-v<version>.mar."""
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "model-config.yaml"
         config.write_text(batching.model_config())
+        card = Path(scratch) / MODEL_CARD_FILE
+        card.write_text(json.dumps({"trained_on": trained_on}))
         _run(
             [
                 str(Path(sys.executable).with_name("torch-model-archiver")),
@@ -70,6 +82,8 @@ def build_archive(onnx_path: Path, model_name: str, version: str, store: Path, b
                 str(SERVING_DIR / "handler.py"),
                 "--config-file",
                 str(config),
+                "--extra-files",
+                str(card),
                 "--export-path",
                 scratch,
                 "--force",
@@ -313,7 +327,8 @@ class LocalTorchServe:
         return self._management("GET", "/models").get("models", [])
 
     def deploy(self, archive: Path, model_name: str, version: str) -> None:
-        """Serve this archive: start TorchServe, or register it beside the running version and switch to it."""
+        """Serve this archive: start TorchServe, or register it beside the running version, smoke-test it there and
+        only then switch to it. A version that fails is unregistered and the running one keeps answering."""
         if not self.is_up():
             self.start(archive)
             return
@@ -324,11 +339,23 @@ class LocalTorchServe:
         )
         if version not in served:
             self._management("POST", f"/models?url={archive.name}&initial_workers={self.workers}&synchronous=true")
+            self._smoke_test_beside(model_name, version, served)
         self._management("PUT", f"/models/{model_name}/{version}/set-default")
         for old in served - {version}:
             self._management("DELETE", f"/models/{model_name}/{old}")
         if self.front_door:
             self._front_door((model_name, version)).reload()
+
+    def _smoke_test_beside(self, model_name: str, version: str, serving: set[str]) -> None:
+        token = self.api_key_file.read_text().strip() if self.api_key_file else None
+        result = smoke_test(self.inference_url, model_name, version, token, pinned=True)
+        if result.passed:
+            return
+        self._management("DELETE", f"/models/{model_name}/{version}")
+        kept = f"version {', '.join(sorted(serving))} keeps answering" if serving else "nothing else was served"
+        raise TorchServeError(
+            f"version {version} failed its smoke test before taking traffic, so {kept}: {'; '.join(result.problems)}"
+        )
 
     def _has_model(self, model_name: str) -> bool:
         return any(entry["modelName"] == model_name for entry in self.models())

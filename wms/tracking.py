@@ -15,6 +15,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
+from wms.model_card import model_card
+
 CHALLENGER, STAGING, CHAMPION = "challenger", "staging", "champion"
 """Aliases: every new version is the challenger; staging is released to staging; champion serves production."""
 ARCHIVED_TAG = "archived"
@@ -100,6 +102,7 @@ class VersionInfo:
     image_size: int
     onnx_uri: str
     data_version: str
+    trained_on: str = ""
 
 
 @dataclass
@@ -164,6 +167,24 @@ class ModelRegistry:
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
+
+    def write_model_card(self, version: str) -> str:
+        """Render the version's model card from its tags (gates included) into its description; return it."""
+        tags = self.client.get_model_version(self.model_name, version).tags
+        card = model_card(version, tags, gate_outcomes(tags))
+        self.client.update_model_version(self.model_name, version, description=card)
+        return card
+
+    def save_state_dict(self, version: str, path: Path) -> Path:
+        """Write a registered version's weights as a state dict (the start of a fine-tuning); atomically."""
+        import torch
+
+        model = self.load_pytorch(f"models:/{self.model_name}/{version}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(".partial")
+        torch.save(model.state_dict(), scratch)
+        scratch.replace(path)
+        return path
 
     def promote(self, version: str, alias: str = CHAMPION, reason: str = "") -> str | None:
         """Point `alias` at `version`; return the version it pointed at before (None if it was unset).
@@ -281,6 +302,7 @@ class ModelRegistry:
             image_size=int(run.data.params["image_size"]),
             onnx_uri=run.data.tags[ONNX_URI_TAG],
             data_version=run.data.tags.get("data_version", ""),
+            trained_on=model_version.tags.get("trained_on", run.data.tags.get("trained_on", "")),
         )
 
     def alias_uri(self, alias: str) -> str:

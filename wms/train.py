@@ -55,8 +55,13 @@ class TrainSettings:
     """One-cycle schedules one after the other, each from the best weights of the one before, as words
     'epochs:peak learning rate:input side' (progressive resizing: '60:0.002:128 35:0.001:192 30:0.0005:192').
     Empty: one schedule of `epochs` at `learning_rate` and `image_size`. With cycles, those three follow from them."""
+    fine_tune: str = ""
+    """The short schedule, as `cycles` words, of a retrain on new data that starts from the champion's weights
+    (`fine_tuning`); empty: every retrain starts afresh."""
 
     def __post_init__(self) -> None:
+        if self.fine_tune:
+            parse_cycles(self.fine_tune)
         if self.cycles:
             schedule = parse_cycles(self.cycles)
             object.__setattr__(self, "epochs", sum(cycle.epochs for cycle in schedule))
@@ -75,6 +80,17 @@ class TrainSettings:
                 "follow from them; change `cycles` instead, or set it to '' for one schedule"
             )
         return replace(self, **changes)
+
+    def fine_tuning(self, weights: Path) -> TrainSettings:
+        """These settings for a retrain from a trained U-Net's weights: the `fine_tune` schedule instead of `cycles`."""
+        if not self.fine_tune:
+            raise ValueError("these settings have no fine_tune schedule: set one ('epochs:peak rate:input side') to fine-tune")
+        return replace(self, cycles=self.fine_tune, initial_weights=str(weights), encoder_weights="")
+
+    @property
+    def fine_tune_side(self) -> int | None:
+        """The input side the fine-tune schedule ends at (a champion of another side cannot be fine-tuned)."""
+        return parse_cycles(self.fine_tune)[-1].image_size if self.fine_tune else None
 
     def schedule(self) -> list[TrainSettings]:
         """The settings of each one-cycle schedule, in order: one, or one per word of `cycles`."""
@@ -126,7 +142,7 @@ def parse_cycles(text: str) -> list[Cycle]:
 
 
 PRESETS: dict[str, TrainSettings] = {
-    "demo": TrainSettings(),
+    "demo": TrainSettings(fine_tune="3:0.001:128"),
     "full": TrainSettings(
         encoder="resnet34",
         image_size=384,
@@ -137,10 +153,17 @@ PRESETS: dict[str, TrainSettings] = {
         threads=8,
         workers=6,
         validate_every=3,
+        fine_tune="20:0.0003:384",
     ),
 }
 PRESETS["cpu"] = replace(
-    PRESETS["full"], encoder="mobilenet_v2", batch_size=8, threads=2, workers=0, cycles="60:0.002:128 35:0.001:192 30:0.0005:192"
+    PRESETS["full"],
+    encoder="mobilenet_v2",
+    batch_size=8,
+    threads=2,
+    workers=0,
+    cycles="60:0.002:128 35:0.001:192 30:0.0005:192",
+    fine_tune="4:0.0003:192",
 )
 """`demo`: CPU, minutes, what `wms run` uses. `full`: the quality target on real photos, meant for a GPU. `cpu`: the
 quality target on a 2-core CPU in 1 to 3 hours, with the machine's speed (mobilenet_v2, progressive resizing in three cycles)."""

@@ -24,7 +24,6 @@ from wms_assets.resources import (
 )
 
 PROFILE_VARIABLE = "WMS_PROFILE"
-DATA_VARIABLE = "WMS_DATA_DIR"
 POINTER_VARIABLE = "WMS_DVC_POINTER"
 IO_BUCKET_VARIABLE = "WMS_DAGSTER_IO_BUCKET"
 ALERT_WEBHOOK_VARIABLE = "WMS_ALERT_WEBHOOK"
@@ -38,13 +37,14 @@ def current_profile() -> str:
     return profile
 
 
-def raw_image_source(layout: StateLayout) -> RawImageSource:
-    """Photos from $WMS_DVC_POINTER (a .dvc pointer in a Git checkout), else $WMS_DATA_DIR, else synthetic."""
-    return RawImageSource(
-        source_dir=os.environ.get(DATA_VARIABLE) or None,
-        dvc_pointer=os.environ.get(POINTER_VARIABLE) or None,
-        synthetic_dir=str(layout.synthetic_data),
-    )
+def watched_image_source(layout: StateLayout) -> RawImageSource:
+    """The photos recorded as watched in the local state (`wms data use`), read afresh by every process at each use."""
+    return RawImageSource(state_file=str(layout.watched_source), synthetic_dir=str(layout.synthetic_data))
+
+
+def deployed_image_source(layout: StateLayout) -> RawImageSource:
+    """The .dvc pointer of the deployment ($WMS_DVC_POINTER, the same in every pod of the Helm release), else synthetic."""
+    return RawImageSource(dvc_pointer=os.environ.get(POINTER_VARIABLE) or None, synthetic_dir=str(layout.synthetic_data))
 
 
 def resources_for(profile: str, layout: StateLayout | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -56,7 +56,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
     """Everything on this machine, under one state folder: nothing to configure."""
     layout.create()
     return {
-        "raw_source": raw_image_source(layout),
+        "raw_source": watched_image_source(layout),
         "dvc": DvcStorage(repo_dir=str(layout.dvc_repo), remote_url=str(layout.dvc_remote)),
         "mlflow": MlflowRegistry(
             tracking_uri=layout.mlflow_tracking_uri, model_name=MODEL_NAME, artifact_location=layout.mlflow_artifacts.as_uri()
@@ -76,7 +76,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
 def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
     """S3 for DVC and for asset values, an MLflow server (backed by RDS MySQL), ECR for images, Helm releases on EKS."""
     return {
-        "raw_source": raw_image_source(layout),
+        "raw_source": deployed_image_source(layout),
         "dvc": DvcStorage(
             repo_dir=str(layout.dvc_repo),
             remote_url=dg.EnvVar("WMS_DVC_REMOTE"),

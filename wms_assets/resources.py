@@ -17,6 +17,7 @@ from wms.synthetic import SyntheticSpec, generate_dataset
 from wms.torchserve import LocalTorchServe
 from wms.tracking import ModelRegistry
 from wms.versioning import DvcRepository, pull_pointer
+from wms.watched import FOLDER, POINTER, SYNTHETIC, WatchedSource, read_watched
 
 TRAINING_CODE_PATHS = (
     "wms/train.py",
@@ -34,28 +35,45 @@ TRAINING_CODE_PATHS = (
 
 
 class RawImageSource(dg.ConfigurableResource):
-    """Where the photos come from: a real folder in the Kaggle layout, or a generated synthetic set."""
+    """Where the photos come from: a real folder in the Kaggle layout, a DVC pointer, or a generated synthetic set.
 
-    source_dir: str | None = Field(default=None, description="A folder with images/ and masks/; unset means synthetic data.")
+    On the local profile the source is read from the watched-source record at each use (`state_file`), so the UI,
+    the daemon and `wms run` agree on it whichever process asks; `source_dir` or `dvc_pointer` fix it instead.
+    """
+
+    source_dir: str | None = Field(default=None, description="A folder with images/ and masks/ (wins over the record).")
     dvc_pointer: str | None = Field(
         default=None, description="A .dvc pointer in a Git+DVC checkout: its data is pulled and read (wins over source_dir)."
+    )
+    state_file: str | None = Field(
+        default=None, description="The watched-source record (wms data use); unset with no folder or pointer: synthetic."
     )
     synthetic_dir: str = Field(description="Where the synthetic data set is generated.")
     synthetic_count: int = Field(default=160, description="Number of synthetic image/mask pairs.")
     synthetic_seed: int = Field(default=0, description="Seed of the synthetic generator.")
 
-    def folder(self) -> Path:
-        """The folder the photos are read from (pulled or generated only by `resolve`)."""
+    def watched(self) -> WatchedSource:
+        """The source in force now (raises WatchedSourceError when the record is damaged)."""
         if self.dvc_pointer:
-            return Path(self.dvc_pointer).with_suffix("")
-        return Path(self.source_dir or self.synthetic_dir)
-
-    def resolve(self) -> Path:
-        """The folder to read: pulled as the DVC pointer says, or generated when synthetic and missing or changed."""
-        if self.dvc_pointer:
-            return pull_pointer(Path(self.dvc_pointer))
+            return WatchedSource(POINTER, self.dvc_pointer)
         if self.source_dir:
-            return self.folder()
+            return WatchedSource(FOLDER, self.source_dir)
+        return read_watched(Path(self.state_file)) if self.state_file else WatchedSource(SYNTHETIC)
+
+    def folder(self, source: WatchedSource | None = None) -> Path:
+        """The folder the photos are read from (pulled or generated only by `resolve`)."""
+        source = source or self.watched()
+        if source.kind == POINTER:
+            return Path(source.location).with_suffix("")
+        return Path(source.location) if source.kind == FOLDER else Path(self.synthetic_dir)
+
+    def resolve(self, source: WatchedSource | None = None) -> Path:
+        """The folder to read: pulled as the DVC pointer says, or generated when synthetic and missing or changed."""
+        source = source or self.watched()
+        if source.kind == POINTER:
+            return pull_pointer(Path(source.location))
+        if source.kind == FOLDER:
+            return self.folder(source)
         spec = SyntheticSpec(count=self.synthetic_count, seed=self.synthetic_seed)
         root, stamp = Path(self.synthetic_dir), Path(self.synthetic_dir) / ".synthetic-spec.json"
         if not stamp.exists() or json.loads(stamp.read_text()) != asdict(spec):
@@ -129,6 +147,10 @@ class TrainingWorkspace(dg.ConfigurableResource):
 
     def checkpoints(self, training_key: str) -> Path:
         return Path(self.checkpoint_root) / training_key
+
+    def parent_weights(self, version: str) -> Path:
+        """Where the weights of a registered version are kept while a retrain fine-tunes them."""
+        return Path(self.checkpoint_root) / "parents" / f"version-{version}.pt"
 
 
 class ServingWorkspace(dg.ConfigurableResource):

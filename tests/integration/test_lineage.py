@@ -20,8 +20,9 @@ from wms_assets.resources import LocalModelServer, PromotionPolicy, RawImageSour
 from wms_assets.run import materialize_lineage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TINY_TRAINING = {"cycles": "1:0.002:64 1:0.001:64"}
-"""Two short cycles, like the `cpu` preset's three: the whole path from training to serving goes through them."""
+TINY_TRAINING = {"cycles": "1:0.002:64 1:0.001:64", "fine_tune": "1:0.001:64"}
+"""Two short cycles, like the `cpu` preset's three: the whole path from training to serving goes through them; new
+photos fine-tune the champion for one epoch."""
 ONE_SCHEDULE = {"epochs": 1, "image_size": 64}
 
 
@@ -106,6 +107,16 @@ def test_the_released_model_answers_with_a_mask(stage, first_run):
 
     assert mask.shape == ImageOps.exif_transpose(displayed).size[::-1]
     assert answer["model_version"] == "1"
+    assert answer["trained_on"] == "synthetic"
+    assert "will not find the digit window in real meter photos" in answer["notice"]
+
+
+def test_the_registered_version_carries_its_model_card(stage, first_run):
+    layout, _, _ = stage
+    version = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME).client.get_model_version(MODEL_NAME, "1")
+    assert version.tags["trained_on"] == "synthetic"
+    assert version.tags["start"].startswith("from scratch: there is no champion")
+    assert "test_scores passed" in version.description and "will not find the digit window" in version.description
 
 
 def test_the_service_scores_the_test_split_as_the_registry_recorded(stage, first_run):
@@ -140,7 +151,7 @@ def test_a_failed_gate_changes_nothing_downstream(stage, first_run):
     assert server.server().served_version(MODEL_NAME) == "1"
 
 
-def test_ten_new_photos_lead_the_data_sensor_to_one_run_and_a_new_version(stage, first_run):
+def test_ten_new_photos_lead_the_data_sensor_to_one_run_that_fine_tunes_the_champion(stage, first_run):
     from wms.synthetic import SyntheticSpec, generate_dataset
     from wms_assets.sensors.data import data_change_sensor
 
@@ -160,13 +171,19 @@ def test_ten_new_photos_lead_the_data_sensor_to_one_run_and_a_new_version(stage,
     for sub in ("images", "masks"):
         for path in (extra / sub).iterdir():
             (layout.synthetic_data / sub / f"added_{path.name}").write_bytes(path.read_bytes())
+    settling, cursor = tick(cursor)
     request, cursor = tick(cursor)
-    assert isinstance(request, dg.RunRequest)
+    assert isinstance(settling, dg.SkipReason) and isinstance(request, dg.RunRequest)
     registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
     versions_before = len(registry.client.search_model_versions(f"name = '{MODEL_NAME}'"))
-    outcome = materialize_lineage(TINY_TRAINING, instance, defs)
+    champion = str(registry.version_by_alias(CHAMPION).version)
+    outcome = materialize_lineage({**TINY_TRAINING, **request.run_config["ops"]["trained_model"]["config"]}, instance, defs)
     assert outcome.success, outcome.summary()
     assert len(registry.client.search_model_versions(f"name = '{MODEL_NAME}'")) == versions_before + 1
+    trained = outcome.result.output_for_node("trained_model")
+    assert trained.origin["start"].startswith(f"fine-tuned from version {champion}")
+    assert trained.origin["parent_version"] == champion and trained.origin["schedule"] == "1:0.001:64"
+    assert registry.client.get_run(trained.run_id).data.params["initial_weights"].endswith(f"version-{champion}.pt")
     dataset = instance.get_latest_materialization_event(dg.AssetKey("dataset")).asset_materialization
     assert dataset.metadata["source_version"].value == request.run_key
     after, _ = tick(cursor)

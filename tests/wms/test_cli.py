@@ -60,3 +60,37 @@ def test_serve_start_serves_an_onnx_file_then_status_and_stop_find_it(tmp_path, 
         stopped = CliRunner().invoke(main, ["serve", "stop"])
     assert "TorchServe stopped" in stopped.output
     assert "not serving" in CliRunner().invoke(main, ["serve", "status"]).output
+
+
+def test_data_use_records_the_watched_folder_and_its_training_settings_with_a_history(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WMS_HOME", str(tmp_path))
+    used = CliRunner().invoke(main, ["data", "use", str(synthetic_root), "--preset", "cpu"])
+    assert used.exit_code == 0, used.output
+    assert f"watched photos: synthetic -> {synthetic_root.resolve()}" in used.output
+    back = CliRunner().invoke(main, ["data", "use", "--synthetic"])
+    assert back.exit_code == 0, back.output
+    shown = CliRunner().invoke(main, ["data", "show"])
+    assert "watching synthetic photos" in shown.output
+    assert f"{synthetic_root.resolve()}  (wms data use; training {{'preset': 'cpu'}})" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refusal"),
+    [
+        ([], "give exactly one of FOLDER"),
+        (["--synthetic", "--preset", "fastest"], "unknown preset 'fastest'"),
+        (["--synthetic", "--fine-tune", "4:0.0003"], "is not epochs:peak learning rate:input side"),
+    ],
+)
+def test_data_use_refuses_what_it_cannot_record_and_changes_nothing(arguments, refusal, tmp_path, monkeypatch):
+    monkeypatch.setenv("WMS_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["data", "use", *arguments])
+    assert result.exit_code == 2 and refusal in result.output
+    assert not (tmp_path / "watched.json").exists()
+
+
+def test_a_damaged_record_is_reported_not_replaced_by_synthetic_photos(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMS_HOME", str(tmp_path))
+    (tmp_path / "watched.json").write_text("{")
+    result = CliRunner().invoke(main, ["data", "show"])
+    assert result.exit_code == 2 and "cannot be read" in result.output

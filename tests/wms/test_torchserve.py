@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, free_port_block
 from wms.export import export_onnx
 from wms.model import build_unet
+from wms.smoke import sample_photo
 from wms.torchserve import LocalTorchServe, TorchServeError, build_archive
 
 pytestmark = pytest.mark.integration
@@ -63,3 +64,47 @@ def test_a_server_is_found_again_from_the_config_it_wrote(tmp_path):
         server.write_config()
         assert LocalTorchServe.of_home(tmp_path) == server
     assert LocalTorchServe.of_home(tmp_path / "never-started") == LocalTorchServe(tmp_path / "never-started")
+
+
+def wrong_input_model(path):
+    """An ONNX model that loads but cannot take a photo: it wants one channel, the handler sends three."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "wrong-input",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 64, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1, 64, 64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    model.metadata_props.append(onnx.StringStringEntryProto(key="wms.image_size", value="64"))
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def serving_version_1(tmp_path):
+    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
+    server = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(7)), worker_port=free_port())
+    server.deploy(build_archive(onnx_path, "tiny", "1", server.model_store), "tiny", "1")
+    yield server, onnx_path
+    server.stop()
+
+
+def test_a_version_that_fails_its_smoke_test_never_takes_traffic(serving_version_1, tmp_path):
+    server, _ = serving_version_1
+    broken = build_archive(wrong_input_model(tmp_path / "broken.onnx"), "tiny", "2", server.model_store)
+    with pytest.raises(TorchServeError, match="version 2 failed its smoke test before taking traffic, so version 1 keeps"):
+        server.deploy(broken, "tiny", "2")
+    assert server.predict("tiny", sample_photo())["model_version"] == "1"
+    assert [entry["modelVersion"] for entry in server._management("GET", "/models/tiny/all")] == ["1"]
+
+
+def test_a_new_version_answers_after_its_smoke_test_and_names_what_it_was_trained_on(serving_version_1):
+    server, onnx_path = serving_version_1
+    server.deploy(build_archive(onnx_path, "tiny", "2", server.model_store, trained_on="synthetic"), "tiny", "2")
+    answer = server.predict("tiny", sample_photo())
+    assert (answer["model_version"], answer["trained_on"]) == ("2", "synthetic")
+    assert "will not find the digit window in real meter photos" in answer["notice"]

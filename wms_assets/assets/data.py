@@ -14,6 +14,15 @@ from wms_assets.resources import DvcStorage, RawImageSource
 
 
 @dataclass(frozen=True)
+class RawPhotos:
+    """The folder the photos were read from, and what a model trained on them says it was trained on."""
+
+    folder: str
+    source: str
+    """'synthetic', or the watched folder or .dvc pointer."""
+
+
+@dataclass(frozen=True)
 class VersionedDataset:
     """A DVC-tracked folder in the Kaggle layout and the file names of each split."""
 
@@ -25,6 +34,8 @@ class VersionedDataset:
     repository: DvcRepository | None = None
     pointer: str = ""
     """The .dvc pointer's text: with the repository's remote, enough to pull this exact version anywhere."""
+    source: str = "synthetic"
+    """Where the photos came from: 'synthetic', or the watched folder or .dvc pointer."""
 
     def pairs(self, split: str) -> list[Pair]:
         root = self.local_root()
@@ -40,24 +51,32 @@ class VersionedDataset:
 
 
 @dg.asset(group_name=GROUP_DATA, kinds={"python"})
-def raw_images(context: dg.AssetExecutionContext, raw_source: RawImageSource) -> dg.Output[str]:
-    """The folder of photos and masks in the Kaggle Water Meters layout (synthetic unless a real folder is set)."""
-    folder = raw_source.resolve()
+def raw_images(context: dg.AssetExecutionContext, raw_source: RawImageSource) -> dg.Output[RawPhotos]:
+    """The folder of photos and masks in the Kaggle Water Meters layout: the watched source (`wms data show`)."""
+    source = raw_source.watched()
+    folder = raw_source.resolve(source)
     images = sum(1 for _ in (folder / "images").glob("*"))
-    context.log.info("reading %d photos from %s", images, folder)
+    context.log.info("reading %d photos from %s (%s)", images, folder, source.describe())
     return dg.Output(
-        str(folder),
-        metadata={"folder": dg.MetadataValue.path(str(folder)), "photos": images, "synthetic": raw_source.source_dir is None},
+        RawPhotos(str(folder), source.label),
+        metadata={
+            "folder": dg.MetadataValue.path(str(folder)),
+            "photos": images,
+            "source": source.label,
+            "synthetic": source.is_synthetic,
+            "recorded_at": source.set_at or "never (default: synthetic)",
+        },
     )
 
 
 @dg.asset(group_name=GROUP_DATA, kinds={"dvc"})
-def dataset(context: dg.AssetExecutionContext, raw_images: str, dvc: DvcStorage) -> dg.Output[VersionedDataset]:
+def dataset(context: dg.AssetExecutionContext, raw_images: RawPhotos, dvc: DvcStorage) -> dg.Output[VersionedDataset]:
     """Valid image/mask pairs copied into the DVC repository, tracked, pushed, and split by content hash."""
-    report = validate_folder(Path(raw_images))
+    report = validate_folder(Path(raw_images.folder))
     if not report.valid:
         raise dg.Failure(
-            f"no valid image/mask pair in {raw_images}", metadata={"rejected": dg.MetadataValue.json(report.rejected[:100])}
+            f"no valid image/mask pair in {raw_images.folder}",
+            metadata={"rejected": dg.MetadataValue.json(report.rejected[:100])},
         )
     repository = dvc.repository()
     repository.ensure()
@@ -77,11 +96,13 @@ def dataset(context: dg.AssetExecutionContext, raw_images: str, dvc: DvcStorage)
             report.pixel_digests,
             repository,
             repository.pointer_path(DATA_FOLDER).read_text(),
+            raw_images.source,
         ),
         data_version=dg.DataVersion(data_version),
         metadata={
             "dvc_md5": data_version,
-            SOURCE_VERSION: directory_md5(Path(raw_images)),
+            SOURCE_VERSION: directory_md5(Path(raw_images.folder)),
+            "source": raw_images.source,
             "valid_pairs": len(report.valid),
             "rejected": len(report.rejected),
             "rejected_files": dg.MetadataValue.json(report.rejected[:100]),

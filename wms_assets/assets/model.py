@@ -3,7 +3,7 @@
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -11,10 +11,12 @@ from pydantic import Field
 
 from wms.export import export_onnx
 from wms.gitinfo import current_git_sha
+from wms.model_card import ORIGIN_TAGS
 from wms.predict import Segmenter, TorchBackend
 from wms.report import markdown_image, prediction_sheet, worst_cases_sheet
 from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes
 from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, preset, train
+from wms.warm_start import AUTO, Parent, scratch_reason
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import GROUP_MODEL
 from wms_assets.kubernetes import training_pod_tags
@@ -22,6 +24,8 @@ from wms_assets.resources import MlflowRegistry, TrainingWorkspace
 
 TRAINING_KEY_TAG = "wms_training_key"
 RUN_ID_FILE = "mlflow_run_id"
+RUN_REASON_TAG = "wms/reason"
+"""The Dagster run tag that says why a run was started (the sensors set it)."""
 
 
 class TrainingConfig(dg.Config):
@@ -56,13 +60,23 @@ class TrainingConfig(dg.Config):
         "rate:input side' words, e.g. '60:0.002:128 35:0.001:192 30:0.0005:192'; '' for one schedule of epochs, "
         "learning_rate and image_size (with cycles, those three follow from them).",
     )
+    fine_tune: str | None = Field(
+        default=None,
+        description="The short schedule ('epochs:peak rate:input side' words) of a retrain on new data that starts from "
+        "the champion's weights; '' always trains from scratch.",
+    )
+    start: str = Field(
+        default=AUTO,
+        description="auto: fine-tune the champion when the data is new and the champion has this encoder and input side "
+        "(else train from scratch); scratch: always from scratch (the code sensor's runs do).",
+    )
     reuse_finished_run: bool = Field(
         default=True,
         description="Reuse a finished MLflow run with the same settings, data version and code instead of retraining.",
     )
 
     def settings(self) -> TrainSettings:
-        return preset(self.preset).with_overrides(**self.model_dump(exclude={"preset", "reuse_finished_run"}))
+        return preset(self.preset).with_overrides(**self.model_dump(exclude={"preset", "start", "reuse_finished_run"}))
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,8 @@ class TrainedModel:
     git_sha: str
     scores: dict[str, float]
     """Test-split scores: test_mean_iou, test_mean_dice, test_dataset_iou, test_precision, test_recall, ..."""
+    origin: dict[str, str] = field(default_factory=dict)
+    """What the model card tells: trained_on, photos, preset, schedule, start, parent_version, reason (ORIGIN_TAGS)."""
 
     @property
     def test_iou(self) -> float:
@@ -111,8 +127,8 @@ def trained_model(
     Every epoch is checkpointed: a training that was killed resumes from its last epoch, in the same MLflow run, and
     one that failed after its last epoch trains nothing again: the rerun logs what its checkpoints hold.
     """
-    settings = config.settings()
     registry, git_sha = mlflow.registry(), current_git_sha()
+    settings, origin = _start(context, config, dataset, registry, training_workspace)
     key = training_key(settings, dataset.data_version)
     previous = registry.find_finished_run(TRAINING_KEY_TAG, key) if config.reuse_finished_run else None
     if previous is not None:
@@ -121,9 +137,47 @@ def trained_model(
             _from_run(previous, settings, dataset.data_version, git_sha), mlflow, registry, {"reused_previous_run": True}
         )
     tags = {"dagster_run_id": context.run_id, "git_sha": git_sha, "data_version": dataset.data_version, TRAINING_KEY_TAG: key}
-    tags["preset"] = config.preset
+    tags |= origin
     model, facts = _train_and_log(context, registry, dataset, settings, tags, training_workspace.checkpoints(key))
     return _output(model, mlflow, registry, {"reused_previous_run": False, **facts})
+
+
+def _start(context, config: TrainingConfig, dataset: VersionedDataset, registry, workspace: TrainingWorkspace):
+    """The settings to train with (the fine-tune schedule from the champion's weights, or the recipe from scratch),
+    and the origin facts of the model card."""
+    settings, parent = config.settings(), champion_parent(registry)
+    why_scratch = scratch_reason(config.start, settings, parent, dataset.data_version)
+    origin = {
+        "trained_on": dataset.source,
+        "photos": " ".join(f"{split}={len(names)}" for split, names in dataset.splits.items()),
+        "preset": config.preset,
+        "reason": context.run.tags.get(RUN_REASON_TAG, "started by hand (wms run, the UI)"),
+    }
+    if why_scratch:
+        context.log.info("training from scratch: %s", why_scratch)
+        return settings, origin | {
+            "start": f"from scratch: {why_scratch}",
+            "schedule": settings.cycles or f"{settings.epochs} epochs",
+        }
+    weights = workspace.parent_weights(parent.version)
+    if not weights.exists():
+        registry.save_state_dict(parent.version, weights)
+    context.log.info("fine-tuning champion version %s on new data with %s", parent.version, settings.fine_tune)
+    start = f"fine-tuned from version {parent.version} (data version {parent.data_version})"
+    return settings.fine_tuning(weights), origin | {
+        "start": start,
+        "parent_version": parent.version,
+        "schedule": settings.fine_tune,
+    }
+
+
+def champion_parent(registry) -> Parent | None:
+    """The champion as a start for fine-tuning, or None when there is none."""
+    champion = registry.version_by_alias(CHAMPION)
+    if champion is None:
+        return None
+    size = registry.image_size_of(f"models:/{registry.model_name}/{champion.version}")
+    return Parent(str(champion.version), champion.tags.get("encoder", ""), size, champion.tags.get("data_version", ""))
 
 
 def _train_and_log(context, registry, dataset: VersionedDataset, settings: TrainSettings, tags: dict, checkpoints: Path):
@@ -153,7 +207,8 @@ def _train_and_log(context, registry, dataset: VersionedDataset, settings: Train
     shutil.rmtree(checkpoints, ignore_errors=True)  # all of it is in the finished MLflow run now
     identity = {"run_id": run.run_id, "model_uri": logged.model_uri, "onnx_uri": logged.onnx_uri}
     trained = {"encoder": settings.encoder, "image_size": settings.image_size, "data_version": dataset.data_version}
-    return TrainedModel(**identity, **trained, git_sha=tags["git_sha"], scores=logged.scores), logged.facts
+    origin = {key: tags[key] for key in ORIGIN_TAGS if key in tags}
+    return TrainedModel(**identity, **trained, git_sha=tags["git_sha"], scores=logged.scores, origin=origin), logged.facts
 
 
 @dataclass
@@ -195,6 +250,7 @@ def _from_run(run, settings: TrainSettings, data_version: str, git_sha: str) -> 
         data_version,
         git_sha,
         scores,
+        {key: run.data.tags[key] for key in ORIGIN_TAGS if key in run.data.tags},
     )
 
 
@@ -208,6 +264,7 @@ def _output(model: TrainedModel, mlflow: MlflowRegistry, registry, facts: dict) 
         "image_size": model.image_size,
         "data_version": model.data_version,
         "git_sha": model.git_sha,
+        **model.origin,
         **facts,
     }
     return dg.Output(model, metadata=metadata)
@@ -226,9 +283,11 @@ def registered_model(
         "git_sha": trained_model.git_sha,
         "encoder": trained_model.encoder,
         "dagster_run_id": context.run_id,
+        **trained_model.origin,
     }
     version = str(existing.version) if existing else registry.register(trained_model.model_uri, trained_model.run_id, tags)
     registry.client.set_registered_model_alias(mlflow.model_name, CHALLENGER, version)
+    card = registry.write_model_card(version)
     return dg.Output(
         RegisteredVersion(version=version, model=trained_model),
         metadata={
@@ -236,6 +295,8 @@ def registered_model(
             "version": version,
             "alias": CHALLENGER,
             "newly_registered": existing is None,
+            "trained_on": trained_model.origin.get("trained_on", "unknown"),
+            "model_card": dg.MetadataValue.md(card),
             "test_mean_iou": dg.MetadataValue.float(trained_model.test_iou),
             "mlflow_run": dg.MetadataValue.url(registry.run_url(mlflow.ui_url, trained_model.run_id)),
         },

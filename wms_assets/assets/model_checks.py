@@ -30,7 +30,9 @@ def gate(description: str, reads_dataset: bool = True):
 
 
 def _report(result: GateResult, version: RegisteredVersion, mlflow: MlflowRegistry, limits: dict) -> dg.AssetCheckResult:
-    mlflow.registry().tag_version(version.version, {f"{GATE_TAG_PREFIX}{result.name}": result.tag})
+    registry = mlflow.registry()
+    registry.tag_version(version.version, {f"{GATE_TAG_PREFIX}{result.name}": result.tag})
+    registry.write_model_card(version.version)
     metadata = {key: dg.MetadataValue.float(float(value)) for key, value in {**result.measurements, **limits}.items()}
     return dg.AssetCheckResult(passed=result.passed, description=result.tag, metadata={**metadata, "version": version.version})
 

@@ -46,7 +46,9 @@ def serving_artifacts(mlflow: MlflowRegistry, serving_workspace: ServingWorkspac
     if not onnx_path.exists():  # a registered version never changes: its download and archive are reused
         downloaded = registry.download(info.onnx_uri, folder / "download")
         downloaded.replace(onnx_path)
-    archive = build_archive(onnx_path, mlflow.model_name, info.version, serving_workspace.path("archives"))
+    archive = build_archive(
+        onnx_path, mlflow.model_name, info.version, serving_workspace.path("archives"), trained_on=info.trained_on or "unknown"
+    )
     return dg.Output(
         ServingArtifacts(mlflow.model_name, info.version, str(onnx_path), str(archive)),
         metadata={
@@ -55,6 +57,7 @@ def serving_artifacts(mlflow: MlflowRegistry, serving_workspace: ServingWorkspac
             "archive": dg.MetadataValue.path(str(archive)),
             "model_version": info.version,
             "data_version": info.data_version,
+            "trained_on": info.trained_on or "unknown",
         },
     )
 

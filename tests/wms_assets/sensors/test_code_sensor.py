@@ -3,7 +3,8 @@ import subprocess
 import dagster as dg
 import pytest
 
-from wms_assets.resources import CodeCheckout
+from wms.watched import folder_source, record_watched
+from wms_assets.resources import CodeCheckout, RawImageSource
 from wms_assets.sensors.code import code_change_sensor
 
 
@@ -27,8 +28,9 @@ def repo(tmp_path):
     return tmp_path
 
 
-def tick(repo, cursor=None):
-    context = dg.build_sensor_context(cursor=cursor, resources={"code": CodeCheckout(path=str(repo))})
+def tick(repo, cursor=None, state=None):
+    source = RawImageSource(state_file=str(state or repo / "no-record.json"), synthetic_dir=str(repo / "synthetic"))
+    context = dg.build_sensor_context(cursor=cursor, resources={"code": CodeCheckout(path=str(repo)), "raw_source": source})
     return code_change_sensor(context), context.cursor
 
 
@@ -59,7 +61,19 @@ def test_a_training_code_commit_requests_a_forced_retrain_keyed_by_the_sha(repo)
     assert isinstance(result, dg.RunRequest)
     assert result.run_key == head
     assert result.run_config["ops"]["trained_model"]["config"]["reuse_finished_run"] is False
+    assert result.run_config["ops"]["trained_model"]["config"]["start"] == "scratch"
     assert result.tags["wms/changed"] == "wms/train.py"
+    assert result.tags["wms/reason"] == "training code changed"
+
+
+def test_the_retrain_uses_the_watched_photos_training_settings(repo, synthetic_root, tmp_path):
+    state = tmp_path / "watched.json"
+    record_watched(state, folder_source(synthetic_root, {"preset": "cpu"}, "test"))
+    _, cursor = tick(repo, state=state)
+    commit(repo, "wms/model.py", "new head")
+    result, _ = tick(repo, cursor, state=state)
+    assert result.run_config["ops"]["trained_model"]["config"]["preset"] == "cpu"
+    assert result.tags["wms/data_source"] == str(synthetic_root.resolve())
 
 
 def test_a_folder_outside_git_is_skipped_with_the_reason(tmp_path):
