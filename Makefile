@@ -22,7 +22,8 @@ lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-ui: install ## Open the Dagster UI on the local state (http://127.0.0.1:3000)
+ui: install ## Open the Dagster UI and start its daemon (sensors) on the local state (http://127.0.0.1:3000)
+	$(VENV)/bin/wms data show
 	DAGSTER_HOME=$(CURDIR)/.wms/dagster $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 mlflow-ui: install ## Open the MLflow UI on the local state (http://127.0.0.1:5000)

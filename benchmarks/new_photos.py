@@ -12,13 +12,28 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+from datetime import UTC, datetime
 from pathlib import Path
 
+from emit import emit
+
+from wms.layout import MODEL_NAME, StateLayout, default_home
+from wms.torchserve import LocalTorchServe
+from wms.tracking import CHAMPION, ModelRegistry
 from wms.validation import validate_folder
+from wms.watched import folder_source, read_watched, record_watched
 
 HELD_BACK = "held-back"
 WATCHED = "watched"
+PROJECT = Path(__file__).resolve().parent.parent
+SENSOR_TAG = "dagster/sensor_name"
 
 
 def choose(names: list[str], hold_back: int, watched: int) -> tuple[set[str], set[str]]:
@@ -42,6 +57,146 @@ def prepare(source: Path, root: Path, hold_back: int, watched: int) -> None:
     print(f"{len(seen)} pairs in {root / WATCHED}, {len(held)} held back in {root / HELD_BACK}")
 
 
+def measure(root: Path, training: dict, ui_port: int, timeout_s: float) -> dict:
+    """With `dagster dev` (webserver and daemon) running on the state of $WMS_HOME, copy the held-back pairs into the
+    watched folder and time until the inference URL answers with a new version; report both versions' scores."""
+    layout = StateLayout(default_home())
+    registry, server = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME), LocalTorchServe.of_home(layout.torchserve_home)
+    old = registry.version_by_alias(CHAMPION)
+    probe = next((root / HELD_BACK / "images").iterdir()).read_bytes()
+    if old is None or server.predict(MODEL_NAME, probe)["model_version"] != str(old.version):
+        raise SystemExit("no champion is served from $WMS_HOME: train and serve one first (see this script's docstring)")
+    watched = folder_source(root / WATCHED, training, "benchmarks/new_photos.py")
+    if read_watched(layout.watched_source).location != watched.location:  # `wms run --data` recorded it, with its recipe
+        record_watched(layout.watched_source, watched)
+    dev = _start_dagster_dev(layout, ui_port, root / "dagster-dev.log")
+    try:
+        _wait_for_the_daemon(layout)
+        copied_at = time.time()
+        added = _copy_in(root / HELD_BACK, root / WATCHED)
+        copy_seconds = time.time() - copied_at
+        answered_at, versions = _wait_for_a_new_version(server, probe, str(old.version), layout, copied_at, timeout_s)
+        run = _finished_sensor_run(layout, copied_at)
+    finally:
+        os.killpg(dev.pid, signal.SIGKILL)
+    new = registry.client.get_model_version(MODEL_NAME, versions[-1])
+    return {
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPU cores, no GPU; dagster dev (webserver and daemon) and TorchServe on it",
+        "photos_added": added,
+        "copy_seconds": round(copy_seconds, 1),
+        "copy_to_new_version_answering_seconds": round(answered_at - copied_at, 1),
+        "versions_answering_meanwhile": sorted(set(versions)),
+        "run": run,
+        "old_champion": _version_facts(registry, str(old.version)),
+        "new_champion": _version_facts(registry, str(new.version)),
+    }
+
+
+def _start_dagster_dev(layout: StateLayout, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "DAGSTER_HOME": str(layout.dagster_home), "WMS_HOME": str(layout.home), "HF_HUB_OFFLINE": "1"}
+    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with open(log, "ab") as stream:
+        return subprocess.Popen(command, cwd=PROJECT, env=env, stdout=stream, stderr=stream, start_new_session=True)
+
+
+def _wait_for_the_daemon(layout: StateLayout, timeout_s: float = 300) -> None:
+    """Until the daemon's sensor loop has beaten, and a tick of the data sensor has had time to see the folder."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(layout.dagster_home)) as instance:
+        started, deadline = time.time(), time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            beats = instance.get_daemon_heartbeats()
+            if "SENSOR" in beats and beats["SENSOR"].timestamp > started:
+                time.sleep(30)
+                return
+            time.sleep(2)
+    raise SystemExit(f"the Dagster daemon did not start within {timeout_s:.0f} s: see the dagster dev log")
+
+
+def _copy_in(held_back: Path, watched: Path) -> int:
+    names = sorted(path.name for path in (held_back / "images").iterdir())
+    for name in names:
+        for sub in ("images", "masks"):
+            shutil.copyfile(held_back / sub / name, watched / sub / name)
+    return len(names)
+
+
+def _wait_for_a_new_version(server, probe: bytes, old: str, layout: StateLayout, since: float, timeout_s: float):
+    """Send a photo every 2 s until another version answers; every answer's version is kept (no gap, no error)."""
+    versions, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            versions.append(server.predict(MODEL_NAME, probe)["model_version"])
+        except (urllib.error.URLError, OSError) as error:
+            raise SystemExit(f"the inference URL failed while the new version was on its way: {error}") from error
+        if versions[-1] != old:
+            return time.time(), versions
+        failed = [run for run in _sensor_runs(layout, since) if run.status.value == "FAILURE"]
+        if failed:
+            raise SystemExit(f"the automatic run {failed[0].run_id} failed: see the Dagster UI")
+        time.sleep(2)
+    raise SystemExit(f"no new version answered within {timeout_s:.0f} s")
+
+
+def _sensor_runs(layout: StateLayout, since: float) -> list:
+    """The data sensor's runs created after `since`, newest first."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(layout.dagster_home)) as instance:
+        records = instance.get_run_records(dg.RunsFilter(tags={SENSOR_TAG: "data_change_sensor"}))
+    return [record.dagster_run for record in records if record.create_timestamp.timestamp() > since]
+
+
+def _finished_sensor_run(layout: StateLayout, since: float, timeout_s: float = 600) -> dict:
+    """The automatic run started after the copy, once finished: when it was created, started and ended, and its steps."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout_s
+    with dg.DagsterInstance.from_config(str(layout.dagster_home)) as instance:
+        while time.monotonic() < deadline:
+            records = [
+                record
+                for record in instance.get_run_records(dg.RunsFilter(tags={SENSOR_TAG: "data_change_sensor"}))
+                if record.create_timestamp.timestamp() > since
+            ]
+            if records and records[0].end_time:
+                record = records[0]
+                steps = instance.get_run_step_stats(record.dagster_run.run_id)
+                return {
+                    "run_id": record.dagster_run.run_id,
+                    "status": record.dagster_run.status.value,
+                    "runs_started_by_the_copy": len(records),
+                    "created_after_copy_seconds": round(record.create_timestamp.timestamp() - since, 1),
+                    "run_seconds": round(record.end_time - record.start_time, 1),
+                    "step_seconds": {
+                        step.step_key: round(step.end_time - step.start_time, 1)
+                        for step in steps
+                        if step.end_time and step.start_time
+                    },
+                }
+            time.sleep(5)
+    raise SystemExit("the automatic run did not finish")
+
+
+def _version_facts(registry: ModelRegistry, version: str) -> dict:
+    model_version = registry.client.get_model_version(MODEL_NAME, version)
+    run = registry.client.get_run(model_version.run_id)
+    tags = model_version.tags
+    return {
+        "version": version,
+        "test_mean_iou": float(tags["test_mean_iou"]),
+        "test_mean_dice": float(tags["test_mean_dice"]),
+        "photos": tags.get("photos"),
+        "start": tags.get("start", run.data.tags.get("start", "from scratch (registered before model cards)")),
+        "schedule": run.data.params.get("cycles"),
+        "train_seconds": run.data.metrics.get("train_seconds"),
+        "mlflow_run_seconds": round((run.info.end_time - run.info.start_time) / 1000, 1),
+        "no_regression_gate": tags.get("gate.no_regression"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,9 +205,17 @@ def main() -> None:
     prep.add_argument("root", type=Path)
     prep.add_argument("--hold-back", type=int, default=80, help="pairs kept out of the first training")
     prep.add_argument("--watched", type=int, default=400, help="pairs the first champion trains on (0: all the rest)")
+    timed = commands.add_parser("measure", help="with the daemon on, add the held-back pairs and time the new version")
+    timed.add_argument("root", type=Path)
+    timed.add_argument("--preset", default="cpu", help="the training preset the automatic runs use")
+    timed.add_argument("--ui-port", type=int, default=3000)
+    timed.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the new version")
+    timed.add_argument("--output", type=Path, help="write the JSON here too (benchmarks/results/...)")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.source, args.root, args.hold_back, args.watched)
+    else:
+        emit(measure(args.root, {"preset": args.preset}, args.ui_port, args.timeout), args.output)
 
 
 if __name__ == "__main__":

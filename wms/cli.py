@@ -241,10 +241,16 @@ def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:
             f"Sample prediction for {sample_photo}:",
             json.dumps(prediction, indent=2),
             "",
-            f"The served model was trained on {prediction.get('trained_on', 'unknown')}.",
+            f"The served model was trained on {_photos_label(prediction.get('trained_on', 'unknown'))}.",
             *([prediction["notice"]] if prediction.get("notice") else []),
         ]
     )
+
+
+def _photos_label(trained_on: str) -> str:
+    from wms.model_card import SYNTHETIC
+
+    return "synthetic photos" if trained_on == SYNTHETIC else f"the photos of {trained_on}"
 
 
 @main.command()
@@ -352,7 +358,7 @@ def data_show() -> None:
     """Print the watched photos and training settings of the automatic runs, and every change recorded."""
     from wms.watched import watched_history
 
-    layout = StateLayout(default_home())
+    layout = _prepare_state()
     click.echo(f"watching {_watched(layout).describe()}")
     for change in watched_history(layout.watched_source):
         click.echo(f"  {change.set_at}  {change.label}  ({change.reason}; training {change.training or 'defaults'})")

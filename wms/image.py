@@ -29,7 +29,15 @@ from wms.front_door import render_config
 from wms.torchserve import MAX_REQUEST_BYTES, SERVING_DIR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-HANDLER_MODULES = ("__init__.py", "imaging.py", "geometry.py", "predict.py", "uploads.py", "service_metrics.py")
+HANDLER_MODULES = (
+    "__init__.py",
+    "imaging.py",
+    "geometry.py",
+    "predict.py",
+    "uploads.py",
+    "service_metrics.py",
+    "model_card.py",
+)
 """The parts of the wms package that the handler imports (numpy, Pillow, SciPy and prometheus-client; no torch)."""
 SERVING_FILES = ("Dockerfile", "config.properties", "start.sh")
 TORCH_STAND_IN_DIR = "torch-stand-in"
