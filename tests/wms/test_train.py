@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from wms.data import split_pairs
@@ -94,9 +96,22 @@ def test_an_empty_split_is_refused_with_advice(splits):
 
 def test_presets_are_named_and_an_unknown_one_is_refused():
     assert PRESETS["demo"].device == "auto" and PRESETS["full"].encoder == "resnet34"
-    assert preset("demo") == TrainSettings()
+    assert replace(preset("demo"), fine_tune="") == TrainSettings()
     with pytest.raises(ValueError, match="choose one of demo, full, cpu"):
         preset("fast")
+
+
+def test_every_preset_fine_tunes_at_its_own_input_side():
+    """Else a retrain on new data could never start from the champion that preset trained."""
+    assert all(settings.fine_tune_side == settings.image_size for settings in PRESETS.values())
+
+
+def test_fine_tuning_trains_the_short_schedule_from_the_given_weights(tmp_path):
+    tuned = preset("cpu").fine_tuning(tmp_path / "parent.pt")
+    assert (tuned.cycles, tuned.epochs, tuned.image_size) == ("4:0.0003:192", 4, 192)
+    assert tuned.schedule()[0].initial_weights == str(tmp_path / "parent.pt")
+    with pytest.raises(ValueError, match="no fine_tune schedule"):
+        preset("cpu").with_overrides(fine_tune="").fine_tuning(tmp_path / "parent.pt")
 
 
 TWO_CYCLES = TINY.with_overrides(cycles="1:0.002:64 2:0.001:64")
