@@ -79,17 +79,22 @@ def measure(root: Path, training: dict, ui_port: int, timeout_s: float) -> dict:
         run = _finished_sensor_run(layout, copied_at)
     finally:
         os.killpg(dev.pid, signal.SIGKILL)
-    new = registry.client.get_model_version(MODEL_NAME, versions[-1])
+    if answered_at is None:  # the run failed (a gate, say): what it made, and what kept answering
+        newest = max(int(version.version) for version in registry.client.search_model_versions(f"name = '{MODEL_NAME}'"))
+        new_version = str(newest) if str(newest) != str(old.version) else None
+    else:
+        new_version = versions[-1]
     return {
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} CPU cores, no GPU; dagster dev (webserver and daemon) and TorchServe on it",
         "photos_added": added,
         "copy_seconds": round(copy_seconds, 1),
-        "copy_to_new_version_answering_seconds": round(answered_at - copied_at, 1),
+        "copy_to_new_version_answering_seconds": round(answered_at - copied_at, 1) if answered_at else None,
         "versions_answering_meanwhile": sorted(set(versions)),
+        "champion_after": str(registry.version_by_alias(CHAMPION).version),
         "run": run,
         "old_champion": _version_facts(registry, str(old.version)),
-        "new_champion": _version_facts(registry, str(new.version)),
+        "new_version": _version_facts(registry, new_version) if new_version else None,
     }
 
 
@@ -124,7 +129,8 @@ def _copy_in(held_back: Path, watched: Path) -> int:
 
 
 def _wait_for_a_new_version(server, probe: bytes, old: str, layout: StateLayout, since: float, timeout_s: float):
-    """Send a photo every 2 s until another version answers; every answer's version is kept (no gap, no error)."""
+    """Send a photo every 2 s until another version answers (or the automatic run fails: None); every answer's
+    version is kept (no gap, no error)."""
     versions, deadline = [], time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -133,9 +139,8 @@ def _wait_for_a_new_version(server, probe: bytes, old: str, layout: StateLayout,
             raise SystemExit(f"the inference URL failed while the new version was on its way: {error}") from error
         if versions[-1] != old:
             return time.time(), versions
-        failed = [run for run in _sensor_runs(layout, since) if run.status.value == "FAILURE"]
-        if failed:
-            raise SystemExit(f"the automatic run {failed[0].run_id} failed: see the Dagster UI")
+        if any(run.status.value == "FAILURE" for run in _sensor_runs(layout, since)):
+            return None, versions
         time.sleep(2)
     raise SystemExit(f"no new version answered within {timeout_s:.0f} s")
 
