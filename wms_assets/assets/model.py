@@ -18,14 +18,12 @@ from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate
 from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, preset, train
 from wms.warm_start import AUTO, Parent, scratch_reason
 from wms_assets.assets.data import VersionedDataset
-from wms_assets.constants import GROUP_MODEL
+from wms_assets.constants import GROUP_MODEL, RUN_REASON_TAG
 from wms_assets.kubernetes import training_pod_tags
 from wms_assets.resources import MlflowRegistry, TrainingWorkspace
 
 TRAINING_KEY_TAG = "wms_training_key"
 RUN_ID_FILE = "mlflow_run_id"
-RUN_REASON_TAG = "wms/reason"
-"""The Dagster run tag that says why a run was started (the sensors set it)."""
 
 
 class TrainingConfig(dg.Config):

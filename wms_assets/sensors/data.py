@@ -12,7 +12,7 @@ import dagster as dg
 
 from wms.versioning import DvcError, directory_md5, pointer_version, stat_fingerprint
 from wms.watched import POINTER, WatchedSource, WatchedSourceError
-from wms_assets.constants import DATASET, LINEAGE_JOB, SOURCE_VERSION, TRAINED_MODEL
+from wms_assets.constants import DATASET, LINEAGE_JOB, RUN_REASON_TAG, SOURCE_VERSION, TRAINED_MODEL
 from wms_assets.resources import RawImageSource
 
 NEW_DATA = "new data"
@@ -24,7 +24,7 @@ def training_run_config(source: WatchedSource, **config) -> dict:
 
 
 def automatic_tags(source: WatchedSource, reason: str, **tags: str) -> dict[str, str]:
-    return {"wms/reason": reason, "wms/data_source": source.label[:200], **tags}
+    return {RUN_REASON_TAG: reason, "wms/data_source": source.label[:200], **tags}
 
 
 @dg.sensor(
