@@ -174,7 +174,7 @@ def _finished_sensor_run(layout: StateLayout, since: float, timeout_s: float = 6
                     "status": record.dagster_run.status.value,
                     "runs_started_by_the_copy": len(records),
                     "created_after_copy_seconds": round(record.create_timestamp.timestamp() - since, 1),
-                    "run_seconds": round(record.end_time - record.start_time, 1),
+                    "run_seconds": round(record.end_time - record.start_time, 1) if record.start_time else None,
                     "step_seconds": {
                         step.step_key: round(step.end_time - step.start_time, 1)
                         for step in steps
