@@ -48,10 +48,9 @@ def training_options(command):
     return command
 
 
-def _training_choices(preset, epochs, encoder, image_size, cycles, fine_tune) -> dict:
-    chosen = {"preset": preset, "epochs": epochs, "encoder": encoder, "image_size": image_size, "cycles": cycles}
-    chosen["fine_tune"] = fine_tune
-    return {key: value for key, value in chosen.items() if value is not None}
+def _training_choices(**options) -> dict:
+    """The training options given on the command line (training_options'), without the unset ones."""
+    return {key: value for key, value in options.items() if value is not None}
 
 
 @main.command()
@@ -78,15 +77,14 @@ def run(data_dir: Path | None, from_scratch: bool, job: str, **training) -> None
     the job runs in this process; on the aws profile it is submitted to the Dagster deployment at $WMS_DAGSTER_URL,
     which runs it on EKS, and this command waits for it.
     """
-    overrides = _training_choices(**training)
-    if from_scratch:
-        overrides["start"] = "scratch"
+    chosen = _training_choices(**training)
+    overrides = {**chosen, "start": "scratch"} if from_scratch else chosen
     if _profile() == "aws":
         _run_remotely(JOBS[job], overrides)
         return
     layout = _prepare_state()
     if data_dir:
-        _record_source(layout, folder=data_dir, training=_training_choices(**training), reason="wms run --data")
+        _record_source(layout, folder=data_dir, training=chosen, reason="wms run --data")
     source = _watched(layout)
     click.echo(f"photos: {source.describe()}")
     from wms_assets.run import materialize_lineage
@@ -112,11 +110,11 @@ def _watched(layout: StateLayout):
 
 def _record_source(layout: StateLayout, training: dict, reason: str, folder: Path | None = None, pointer: Path | None = None):
     """Record the watched photos and training settings, after checking both; print what changed."""
+    from wms.train import settings_for
     from wms.watched import WatchedSourceError, folder_source, pointer_source, record_watched, synthetic_source
-    from wms_assets.assets.model import TrainingConfig
 
     try:
-        TrainingConfig(**training).settings()
+        settings_for(training)
         if folder is not None:
             source = folder_source(folder, training, reason)
         elif pointer is not None:

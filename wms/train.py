@@ -175,6 +175,13 @@ def preset(name: str) -> TrainSettings:
     return PRESETS[name]
 
 
+def settings_for(choices: dict) -> TrainSettings:
+    """The settings of choices["preset"] (demo when absent) with the other choices laid over them (None leaves the
+    preset's); a clear error names a bad preset or value."""
+    overrides = dict(choices)
+    return preset(overrides.pop("preset", "demo")).with_overrides(**overrides)
+
+
 @dataclass
 class TrainingResult:
     model: torch.nn.Module

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,9 +90,7 @@ def read_watched(path: Path) -> WatchedSource:
 
 def record_watched(path: Path, source: WatchedSource) -> WatchedSource:
     """Write the record atomically (readers never see half of it) and append the change to the history."""
-    stamped = WatchedSource(
-        source.kind, source.location, dict(source.training), datetime.now(UTC).isoformat(timespec="seconds"), source.reason
-    )
+    stamped = replace(source, set_at=datetime.now(UTC).isoformat(timespec="seconds"))
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(asdict(stamped), indent=2, sort_keys=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as scratch:

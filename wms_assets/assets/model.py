@@ -15,7 +15,7 @@ from wms.model_card import ORIGIN_TAGS
 from wms.predict import Segmenter, TorchBackend
 from wms.report import markdown_image, prediction_sheet, worst_cases_sheet
 from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes
-from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, preset, train
+from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, settings_for, train
 from wms.warm_start import AUTO, Parent, scratch_reason
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import GROUP_MODEL, RUN_REASON_TAG
@@ -74,7 +74,7 @@ class TrainingConfig(dg.Config):
     )
 
     def settings(self) -> TrainSettings:
-        return preset(self.preset).with_overrides(**self.model_dump(exclude={"preset", "start", "reuse_finished_run"}))
+        return settings_for(self.model_dump(exclude={"start", "reuse_finished_run"}))
 
 
 @dataclass(frozen=True)
