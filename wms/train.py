@@ -163,7 +163,7 @@ PRESETS["cpu"] = replace(
     threads=2,
     workers=0,
     cycles="60:0.002:128 35:0.001:192 30:0.0005:192",
-    fine_tune="4:0.0003:192",
+    fine_tune="4:0.001:192",
 )
 """`demo`: CPU, minutes, what `wms run` uses. `full`: the quality target on real photos, meant for a GPU. `cpu`: the
 quality target on a 2-core CPU in 1 to 3 hours, with the machine's speed (mobilenet_v2, progressive resizing in three cycles)."""

@@ -108,7 +108,7 @@ def test_every_preset_fine_tunes_at_its_own_input_side():
 
 def test_fine_tuning_trains_the_short_schedule_from_the_given_weights(tmp_path):
     tuned = preset("cpu").fine_tuning(tmp_path / "parent.pt")
-    assert (tuned.cycles, tuned.epochs, tuned.image_size) == ("4:0.0003:192", 4, 192)
+    assert (tuned.cycles, tuned.epochs, tuned.image_size) == ("4:0.001:192", 4, 192)
     assert tuned.schedule()[0].initial_weights == str(tmp_path / "parent.pt")
     with pytest.raises(ValueError, match="no fine_tune schedule"):
         preset("cpu").with_overrides(fine_tune="").fine_tuning(tmp_path / "parent.pt")
