@@ -16,6 +16,7 @@ from wms.stages import STAGES
 JOBS = {"lineage": "wms_lineage", "training": "wms_training", "staging": "wms_staging", "production": "wms_production"}
 """`wms run --job` names -> the Dagster jobs of wms_assets.definitions."""
 DAGSTER_URL_VARIABLE = "WMS_DAGSTER_URL"
+OUTSIDE_LINKS_HELP = "Count symbolic links to files outside the folder as its photos (rejected by default)."
 
 
 @click.group()
@@ -108,7 +109,14 @@ def _watched(layout: StateLayout):
         raise click.UsageError(str(error)) from error
 
 
-def _record_source(layout: StateLayout, training: dict, reason: str, folder: Path | None = None, pointer: Path | None = None):
+def _record_source(
+    layout: StateLayout,
+    training: dict,
+    reason: str,
+    folder: Path | None = None,
+    pointer: Path | None = None,
+    allow_outside_links: bool = False,
+):
     """Record the watched photos and training settings, after checking both; print what changed."""
     from wms.train import settings_for
     from wms.watched import WatchedSourceError, folder_source, pointer_source, record_watched, synthetic_source
@@ -116,7 +124,7 @@ def _record_source(layout: StateLayout, training: dict, reason: str, folder: Pat
     try:
         settings_for(training)
         if folder is not None:
-            source = folder_source(folder, training, reason)
+            source = folder_source(folder, training, reason, allow_outside_links)
         elif pointer is not None:
             source = pointer_source(pointer, training, reason)
         else:
@@ -336,8 +344,9 @@ def data() -> None:
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--dvc-pointer", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Watch a .dvc pointer instead.")
 @click.option("--synthetic", is_flag=True, help="Go back to the generated synthetic photos.")
+@click.option("--allow-outside-links", is_flag=True, help=OUTSIDE_LINKS_HELP)
 @training_options
-def data_use(folder: Path | None, dvc_pointer: Path | None, synthetic: bool, **training) -> None:
+def data_use(folder: Path | None, dvc_pointer: Path | None, synthetic: bool, allow_outside_links: bool, **training) -> None:
     """Record FOLDER (images/ and masks/) as the watched photos, with the training settings of the automatic runs.
 
     The Dagster UI, the daemon's sensors and `wms run` all read this record: the data sensor starts a lineage run when
@@ -346,8 +355,11 @@ def data_use(folder: Path | None, dvc_pointer: Path | None, synthetic: bool, **t
     """
     if sum((folder is not None, dvc_pointer is not None, synthetic)) != 1:
         raise click.UsageError("give exactly one of FOLDER, --dvc-pointer FILE or --synthetic")
+    if allow_outside_links and folder is None:
+        raise click.UsageError("--allow-outside-links is about the links in a watched FOLDER: give the folder too")
     layout = _prepare_state()
-    recorded = _record_source(layout, _training_choices(**training), "wms data use", folder=folder, pointer=dvc_pointer)
+    choices = _training_choices(**training)
+    recorded = _record_source(layout, choices, "wms data use", folder, dvc_pointer, allow_outside_links)
     click.echo(f"watching {recorded.describe()}")
 
 
@@ -365,13 +377,14 @@ def data_show() -> None:
 @data.command("validate")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--workers", default=2, show_default=True, help="Processes that decode and check pairs.")
-def data_validate(folder: Path, workers: int) -> None:
+@click.option("--allow-outside-links", is_flag=True, help=OUTSIDE_LINKS_HELP)
+def data_validate(folder: Path, workers: int, allow_outside_links: bool) -> None:
     """Check every image/mask pair of FOLDER and print the report as JSON (valid count, rejected files with reasons)."""
     from wms.data import DatasetLayoutError
     from wms.validation import validate_folder
 
     try:
-        report = validate_folder(folder, workers=workers)
+        report = validate_folder(folder, workers=workers, allow_outside_links=allow_outside_links)
     except DatasetLayoutError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)

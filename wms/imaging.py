@@ -6,6 +6,7 @@ Only numpy and Pillow are used here, so the serving image can import this module
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +20,35 @@ PIXEL_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 EXIF_ORIENTATION_TAG = 0x0112
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+MAX_PHOTO_PIXELS = 50_000_000
+"""Largest width x height ever decoded, by the service or from a data folder: a 48-megapixel phone photo passes, a
+small file that unpacks into gigabytes (a decompression bomb) does not."""
 
 
 class UnreadableImageError(ValueError):
     """Raised when bytes or a file cannot be decoded as an image."""
 
 
-def open_image(source: str | Path | bytes) -> Image.Image:
-    """Open an image from a path or bytes and turn it by its EXIF orientation."""
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> Image.Image:
+    """Open an image from a path or bytes and turn it by its EXIF orientation; its size is checked before decoding."""
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if image.width * image.height > max_pixels:
+            raise UnreadableImageError(
+                f"the image is {image.width}x{image.height} ({image.width * image.height / 1e6:.0f} megapixels), over "
+                f"the {max_pixels / 1e6:.0f}-megapixel limit: a photo that large is refused before it is decoded"
+            )
         image.load()
+    except Image.UnidentifiedImageError as error:
+        raise UnreadableImageError("not an image format Pillow can read (JPEG, PNG, WebP, BMP, ...)") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise UnreadableImageError(
+            f"over the {max_pixels / 1e6:.0f}-megapixel limit, refused before decoding ({error})"
+        ) from error
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
+        raise UnreadableImageError(f"cannot read the file: {error.strerror}") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise UnreadableImageError(f"cannot decode image: {error}") from error
     return ImageOps.exif_transpose(image)
@@ -37,7 +56,19 @@ def open_image(source: str | Path | bytes) -> Image.Image:
 
 def read_photo(source: str | Path | bytes) -> np.ndarray:
     """Return a photo as an RGB uint8 array of shape (H, W, 3), as it is displayed."""
-    return np.asarray(open_image(source).convert("RGB"))
+    return np.asarray(without_alpha(open_image(source)).convert("RGB"))
+
+
+def without_alpha(image: Image.Image) -> Image.Image:
+    """A photo with transparency as RGB: every pixel with any opacity keeps its colour, a fully transparent one
+    (no photo there) becomes white. Compositing on white instead washed a semi-transparent photo out until the
+    model found no window in it; the colour channels are what the camera saw."""
+    if image.mode not in ("RGBA", "RGBa", "LA", "La", "PA") and not (image.mode == "P" and "transparency" in image.info):
+        return image
+    rgba = np.asarray(image.convert("RGBA"))
+    rgb = rgba[..., :3].copy()
+    rgb[rgba[..., 3] == 0] = 255
+    return Image.fromarray(rgb, mode="RGB")
 
 
 def read_mask(source: str | Path | bytes) -> np.ndarray:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from wms.imaging import MAX_PHOTO_PIXELS, without_alpha
+
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 """Pillow's names of the accepted formats (its JPEG plugin also opens MPO, the multi-picture JPEG of many phones)."""
 
@@ -35,8 +37,7 @@ class PhotoRejected(ValueError):
 
 @dataclass(frozen=True)
 class PhotoLimits:
-    max_pixels: int = 50_000_000
-    """Largest width x height decoded: a 48-megapixel phone photo passes, a 20000x20000 bomb does not."""
+    max_pixels: int = MAX_PHOTO_PIXELS
     min_side: int = 32
     """Smallest width or height: below it there is no meter to find."""
 
@@ -112,18 +113,14 @@ def _open(body: bytes) -> Image.Image:
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode as RGB uint8: transparency over white, 16-bit and float scaled to 8 bits."""
+    """Any Pillow mode as RGB uint8: alpha dropped (`without_alpha`), 16-bit and float scaled to 8 bits."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(image).astype(np.float64)
         scale = 257.0 if wide.max() > 255 else 1.0  # 16-bit samples (0..65535) or 8-bit values held in 32-bit ints
         image = Image.fromarray(np.clip(wide / scale, 0, 255).astype(np.uint8), mode="L")
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        image = background
+    image = without_alpha(image)
     try:
         return np.asarray(image.convert("RGB"))
     except ValueError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import multiprocessing.pool
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -77,8 +78,13 @@ class ValidationReport:
         }
 
 
-def validate_folder(root: Path, limits: MaskLimits = MaskLimits(), workers: int = 2) -> ValidationReport:
-    """Check every pair under root/images and root/masks; list each rejected file with its reason."""
+def validate_folder(
+    root: Path, limits: MaskLimits = MaskLimits(), workers: int = 2, allow_outside_links: bool = False
+) -> ValidationReport:
+    """Check every entry under root/images and root/masks; list each rejected one with its reason.
+
+    A symbolic link to a file outside `root` is rejected unless `allow_outside_links`: the folder's version would
+    otherwise change with files that nobody sees in it."""
     if not root.is_dir():
         raise DatasetLayoutError(f"{root} does not exist or is not a folder: give the folder that holds images/ and masks/")
     images_dir, masks_dir = root / "images", root / "masks"
@@ -89,19 +95,51 @@ def validate_folder(root: Path, limits: MaskLimits = MaskLimits(), workers: int 
         )
     report = ValidationReport(root=root)
     annotations = _read_annotations(root, report)
-    image_names = {p.name for p in images_dir.iterdir() if p.is_file()}
-    mask_names = {p.name for p in masks_dir.iterdir() if p.is_file()}
-    for orphan in sorted(mask_names - image_names):
+    image_names, bad_images = _usable_entries(images_dir, root, allow_outside_links, report)
+    mask_names, bad_masks = _usable_entries(masks_dir, root, allow_outside_links, report)
+    for orphan in sorted(mask_names - image_names - bad_images):
         report.rejected.append({"file": f"masks/{orphan}", "reason": "mask has no image"})
     candidates = []
     for name in sorted(image_names):
         polygon = annotations[name].polygon if name in annotations else None
-        if name not in mask_names and polygon is None:
+        if name in bad_masks:
+            report.rejected.append({"file": f"images/{name}", "reason": f"its mask was rejected: see masks/{name}"})
+        elif name not in mask_names and polygon is None:
             report.rejected.append({"file": f"images/{name}", "reason": "image has no mask (and no polygon in data.csv)"})
         else:
             candidates.append(Pair(images_dir / name, masks_dir / name, polygon))
     _collect(report, {pair.name: pair for pair in candidates}, _check_all(candidates, limits, workers))
     return report
+
+
+def _usable_entries(folder: Path, root: Path, allow_outside_links: bool, report: ValidationReport) -> tuple[set[str], set[str]]:
+    """(usable, rejected) names in `folder`: every entry that is not a readable file in the data set gets a reason."""
+    usable, rejected = set(), set()
+    for entry in sorted(folder.iterdir()):
+        reason = _entry_problem(entry, root, allow_outside_links)
+        if reason:
+            report.rejected.append({"file": f"{folder.name}/{entry.name}", "reason": reason})
+            rejected.add(entry.name)
+        else:
+            usable.add(entry.name)
+    return usable, rejected
+
+
+def _entry_problem(entry: Path, root: Path, allow_outside_links: bool) -> str | None:
+    if entry.is_symlink():
+        target = entry.resolve()
+        if not target.exists():
+            return f"a link to {os.readlink(entry)}, which does not exist: copy the file in or remove the link"
+        if not allow_outside_links and not target.is_relative_to(root.resolve()):
+            return (
+                f"a link to {target}, outside {root}: copy the file into the folder, or allow links that leave it "
+                "(`wms data validate --allow-outside-links`, `wms data use --allow-outside-links`)"
+            )
+    if entry.is_dir():
+        return "a folder, not an image file: the photos and masks lie directly in images/ and masks/"
+    if not entry.is_file():
+        return "not a regular file (a pipe, socket or device): only image files belong here"
+    return None
 
 
 def _read_annotations(root: Path, report: ValidationReport) -> dict[str, Annotation]:
@@ -180,10 +218,13 @@ def _check_job(job: tuple[Pair, MaskLimits]) -> PairCheck:
 def check_pair(pair: Pair, limits: MaskLimits = MaskLimits()) -> PairCheck:
     """Decode a photo and its mask fully and check them; the reason says what is wrong, or is None."""
     mask_exists = pair.mask.exists()
-    for path, role in ((pair.image, "image"), (pair.mask, "mask")):
-        if (role == "image" or mask_exists) and path.stat().st_size == 0:
-            return PairCheck(pair.name, f"{role} file is empty")
-    raw = pair.image.read_bytes()
+    try:
+        for path, role in ((pair.image, "image"), (pair.mask, "mask")):
+            if (role == "image" or mask_exists) and path.stat().st_size == 0:
+                return PairCheck(pair.name, f"{role} file is empty")
+        raw = pair.image.read_bytes()
+    except OSError as error:
+        return PairCheck(pair.name, f"cannot read {Path(error.filename or pair.image).name}: {error.strerror}")
     try:
         photo = open_image(raw).convert("RGB")
         mask_image = open_image(pair.mask) if mask_exists else Image.fromarray(rasterize(pair.polygon, photo.size))

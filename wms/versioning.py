@@ -132,14 +132,21 @@ def stat_fingerprint(root: Path) -> str:
 
 
 def directory_md5(root: Path) -> str:
-    """The hash DVC gives this folder when it tracks it (its .dir md5, computed the way dvc-data does)."""
+    """The hash DVC gives this folder when it tracks it (its .dir md5, computed the way dvc-data does).
+
+    A file this process may not read counts by its size and change time instead: one such file must neither stop
+    the data sensor nor hide its becoming readable (validation rejects it with the reason)."""
     entries = [{"md5": _file_md5(path), "relpath": path.relative_to(root).as_posix()} for path in tracked_files(root)]
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest()
 
 
 def _file_md5(path: Path) -> str:
     digest = hashlib.md5()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    except PermissionError:
+        stat = path.stat()
+        return f"unreadable-{stat.st_size}-{stat.st_ctime_ns}"
     return digest.hexdigest()

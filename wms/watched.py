@@ -32,6 +32,8 @@ class WatchedSource:
     """The training settings of the automatic runs (preset and overrides of TrainingConfig); empty: the defaults."""
     set_at: str = ""
     reason: str = ""
+    allow_outside_links: bool = False
+    """Whether links in the folder to files outside it are photos (else validation rejects them)."""
 
     @property
     def is_synthetic(self) -> bool:
@@ -47,17 +49,19 @@ class WatchedSource:
             self.kind, "synthetic photos (no real source recorded: `wms data use DIR` sets one)"
         )
         recipe = ", ".join(f"{key}={value}" for key, value in sorted(self.training.items())) or "the default settings"
-        return f"{where}; automatic runs train with {recipe}"
+        links = " (links to files outside it count)" if self.allow_outside_links else ""
+        return f"{where}{links}; automatic runs train with {recipe}"
 
 
 UNSET = WatchedSource(SYNTHETIC, reason="nothing recorded")
+RECORD_KEYS = ("kind", "location", "training", "set_at", "reason", "allow_outside_links")
 
 
-def folder_source(folder: Path, training: dict, reason: str) -> WatchedSource:
+def folder_source(folder: Path, training: dict, reason: str, allow_outside_links: bool = False) -> WatchedSource:
     folder = folder.expanduser().resolve()
     if not (folder / "images").is_dir():
         raise WatchedSourceError(f"{folder} has no images/ folder: a watched folder holds images/ and masks/ (Kaggle layout)")
-    return WatchedSource(FOLDER, str(folder), training, reason=reason)
+    return WatchedSource(FOLDER, str(folder), training, reason=reason, allow_outside_links=allow_outside_links)
 
 
 def pointer_source(pointer: Path, training: dict, reason: str) -> WatchedSource:
@@ -85,7 +89,7 @@ def read_watched(path: Path) -> WatchedSource:
         raise WatchedSourceError(
             f"{path} names no known source kind ({record.get('kind')!r}): record it again with `wms data use`"
         )
-    return WatchedSource(**{key: record[key] for key in ("kind", "location", "training", "set_at", "reason") if key in record})
+    return WatchedSource(**{key: record[key] for key in RECORD_KEYS if key in record})
 
 
 def record_watched(path: Path, source: WatchedSource) -> WatchedSource:
@@ -110,4 +114,8 @@ def watched_history(path: Path) -> list[WatchedSource]:
     history = history_path(path)
     if not history.exists():
         return []
-    return [WatchedSource(**json.loads(line)) for line in history.read_text().splitlines() if line.strip()]
+    return [
+        WatchedSource(**{key: value for key, value in json.loads(line).items() if key in RECORD_KEYS})
+        for line in history.read_text().splitlines()
+        if line.strip()
+    ]

@@ -80,6 +80,7 @@ def test_data_use_records_the_watched_folder_and_its_training_settings_with_a_hi
         ([], "give exactly one of FOLDER"),
         (["--synthetic", "--preset", "fastest"], "unknown preset 'fastest'"),
         (["--synthetic", "--fine-tune", "4:0.0003"], "is not epochs:peak learning rate:input side"),
+        (["--synthetic", "--allow-outside-links"], "give the folder too"),
     ],
 )
 def test_data_use_refuses_what_it_cannot_record_and_changes_nothing(arguments, refusal, tmp_path, monkeypatch):

@@ -37,7 +37,7 @@ def test_read_mask_thresholds_jpeg_noise_at_127():
 
 
 def test_unreadable_bytes_raise_a_clear_error():
-    with pytest.raises(UnreadableImageError, match="cannot decode image"):
+    with pytest.raises(UnreadableImageError, match="not an image format Pillow can read"):
         read_photo(b"definitely not an image")
 
 

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from tests.photos import encode, mutations, png_header_only
+from wms.imaging import read_photo
 from wms.uploads import PhotoLimits, PhotoRejected, decode_photo
 
 PHOTO = Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8))
@@ -37,7 +38,9 @@ def test_a_broken_body_is_refused_with_its_cause(body, cause, status):
 @pytest.mark.parametrize(
     ("image", "fmt", "corner"),
     [
-        (Image.new("RGBA", (64, 48), (10, 20, 30, 0)), "PNG", (255, 255, 255)),  # transparent: white
+        (Image.new("RGBA", (64, 48), (10, 20, 30, 0)), "PNG", (255, 255, 255)),  # fully transparent: no photo, white
+        (Image.new("RGBA", (64, 48), (10, 20, 30, 40)), "PNG", (10, 20, 30)),  # semi-transparent: its colours
+        (Image.new("LA", (64, 48), (70, 1)), "PNG", (70, 70, 70)),
         (Image.new("L", (64, 48), 128), "PNG", (128, 128, 128)),
         (Image.new("CMYK", (64, 48), (0, 255, 0, 0)), "JPEG", (255, 0, 255)),
         (Image.fromarray(np.full((48, 64), 65535, dtype=np.uint16)), "PNG", (255, 255, 255)),
@@ -45,12 +48,31 @@ def test_a_broken_body_is_refused_with_its_cause(body, cause, status):
         (Image.new("RGB", (64, 48), (1, 2, 3)), "BMP", (1, 2, 3)),
         (Image.new("RGB", (64, 48), (90, 90, 90)), "WEBP", (90, 90, 90)),
     ],
-    ids=["png-alpha", "grayscale", "cmyk-jpeg", "png-16-bit", "palette", "bmp", "webp"],
+    ids=[
+        "png-transparent",
+        "png-semi-transparent",
+        "png-grey-alpha",
+        "grayscale",
+        "cmyk-jpeg",
+        "png-16-bit",
+        "palette",
+        "bmp",
+        "webp",
+    ],
 )
 def test_unusual_valid_photos_become_rgb(image, fmt, corner):
     decoded = decode_photo(encode(image, fmt))
     assert decoded.pixels.shape == (48, 64, 3) and decoded.pixels.dtype == np.uint8
     assert np.abs(decoded.pixels[0, 0].astype(int) - corner).max() <= 3
+
+
+def test_a_semi_transparent_photo_is_seen_as_the_opaque_one_and_as_training_reads_it():
+    """Composited on white, a photo at 15 % opacity lost its window; the model must see what the camera saw."""
+    opaque = np.asarray(PHOTO.convert("RGB"))
+    faint = Image.fromarray(np.dstack([opaque, np.full(opaque.shape[:2], 40, dtype=np.uint8)]), mode="RGBA")
+    served = decode_photo(encode(faint, "PNG")).pixels
+    assert np.array_equal(served, opaque)
+    assert np.array_equal(read_photo(encode(faint, "PNG")), served)
 
 
 def test_the_exif_orientation_turns_the_photo_and_its_reported_size():

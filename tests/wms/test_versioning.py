@@ -63,3 +63,32 @@ def test_stat_fingerprint_follows_files_and_ignores_hidden_ones(repository):
     assert stat_fingerprint(folder) == first
     (folder / "images" / "new.jpg").write_bytes(b"x")
     assert stat_fingerprint(folder) != first
+
+
+def test_an_unreadable_file_counts_by_its_stat_and_its_becoming_readable_changes_the_version(synthetic_root):
+    """The data sensor hashes the watched folder: one file it may not read must not stop it (run as nobody when root)."""
+    import subprocess
+    import sys
+
+    from tests.unprivileged import as_unprivileged, copy_readable, shared_folder
+
+    shared = shared_folder()
+    try:
+        folder = copy_readable(synthetic_root, shared / "data")
+        locked = sorted((folder / "images").iterdir())[0]
+        script = f"import pathlib, wms.versioning as v; print(v.directory_md5(pathlib.Path({str(folder)!r})))"
+        hash_it = as_unprivileged([sys.executable, "-c", script])
+
+        def version() -> str:
+            result = subprocess.run(hash_it, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+            return result.stdout.strip()
+
+        readable = version()
+        locked.chmod(0o000)
+        unreadable = version()
+        locked.chmod(0o644)
+        assert len(unreadable) == 32 and unreadable != readable
+        assert version() == readable
+    finally:
+        shutil.rmtree(shared)

@@ -30,6 +30,13 @@ def test_a_recorded_folder_is_read_back_with_its_training_settings(synthetic_roo
     assert "preset=cpu" in source.describe()
 
 
+def test_a_folder_whose_links_may_leave_it_says_so(synthetic_root, tmp_path):
+    path = tmp_path / "watched.json"
+    record_watched(path, folder_source(synthetic_root, {}, "test", allow_outside_links=True))
+    assert read_watched(path).allow_outside_links and watched_history(path)[-1].allow_outside_links
+    assert "links to files outside it count" in read_watched(path).describe()
+
+
 def test_every_change_is_appended_to_the_history(synthetic_root, tmp_path):
     path = tmp_path / "watched.json"
     record_watched(path, folder_source(synthetic_root, {}, "first"))

@@ -20,6 +20,7 @@ class RawPhotos:
     folder: str
     source: str
     """'synthetic', or the watched folder or .dvc pointer."""
+    allow_outside_links: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def raw_images(context: dg.AssetExecutionContext, raw_source: RawImageSource) ->
     images = sum(1 for _ in (folder / "images").glob("*"))
     context.log.info("reading %d photos from %s (%s)", images, folder, source.describe())
     return dg.Output(
-        RawPhotos(str(folder), source.label),
+        RawPhotos(str(folder), source.label, source.allow_outside_links),
         metadata={
             "folder": dg.MetadataValue.path(str(folder)),
             "photos": images,
@@ -72,7 +73,7 @@ def raw_images(context: dg.AssetExecutionContext, raw_source: RawImageSource) ->
 @dg.asset(group_name=GROUP_DATA, kinds={"dvc"})
 def dataset(context: dg.AssetExecutionContext, raw_images: RawPhotos, dvc: DvcStorage) -> dg.Output[VersionedDataset]:
     """Valid image/mask pairs copied into the DVC repository, tracked, pushed, and split by content hash."""
-    report = validate_folder(Path(raw_images.folder))
+    report = validate_folder(Path(raw_images.folder), allow_outside_links=raw_images.allow_outside_links)
     if not report.valid:
         raise dg.Failure(
             f"no valid image/mask pair in {raw_images.folder}",
