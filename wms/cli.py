@@ -202,6 +202,8 @@ def models_history() -> None:
 
     _prepare_state()
     registry = champion_registry()
+    if registry.finish_interrupted_move():
+        click.echo("finished recording a champion move that was cut short (see the last line of the history)")
     events = registry.champion_history()
     if not events:
         click.echo(f"{registry.model_name} has had no champion yet")

@@ -190,8 +190,11 @@ class ModelRegistry:
         """Point `alias` at `version`; return the version it pointed at before (None if it was unset).
 
         A move of `champion` is recorded in the history and archives the version it replaces. If recording fails,
-        the alias is put back, so the registry is never left half-changed.
+        the alias is put back, so the registry is never left half-changed; a move that a kill cut short (the alias
+        moved, its history or tags not yet written) is finished first, so a rerun repairs it.
         """
+        if alias == CHAMPION:
+            self.finish_interrupted_move()
         previous = self.version_by_alias(alias)
         before = str(previous.version) if previous else None
         if before == str(version):
@@ -203,6 +206,7 @@ class ModelRegistry:
 
     def rollback(self, reason: str) -> ChampionEvent:
         """Move `champion` back to the champion before the current one; archive the one rolled back."""
+        self.finish_interrupted_move()
         stack = champion_stack(self.champion_history())
         current = self.version_by_alias(CHAMPION)
         if current is None or len(stack) < 2:
@@ -210,6 +214,34 @@ class ModelRegistry:
         target = stack[-2]
         self.client.set_registered_model_alias(self.model_name, CHAMPION, target)
         return self._record_champion_move("rollback", target, str(current.version), reason or "rolled back")
+
+    def finish_interrupted_move(self) -> ChampionEvent | None:
+        """Make the history and the archive tags agree with the `champion` alias, which moves first.
+
+        A process killed between moving the alias and writing its history event left the history one move short:
+        the move is recorded now (a rollback when the alias went back to the champion before). One killed after the
+        event, before the tags, gets its tags. Returns the event written, if one was missing."""
+        current = self.version_by_alias(CHAMPION)
+        if current is None:
+            return None
+        version, history = str(current.version), self.champion_history()
+        last = history[-1] if history else None
+        if last is not None and last.version == version:
+            self._tag_the_move(last)
+            return None
+        stack = champion_stack(history)
+        action = "rollback" if len(stack) > 1 and stack[-2] == version else "promote"
+        note = "recorded after the move was cut short (the process stopped before writing its history)"
+        return self._record_champion_move(action, version, last.version if last else None, note)
+
+    def _tag_the_move(self, event: ChampionEvent) -> None:
+        if event.previous is not None and event.previous != event.version:
+            tags = self.client.get_model_version(self.model_name, event.previous).tags
+            if ARCHIVED_TAG not in tags:
+                verb = "rolled back" if event.action == "rollback" else "replaced"
+                note = f"{verb} by version {event.version} on {event.time}: {event.reason}"
+                self.tag_version(event.previous, {ARCHIVED_TAG: note})
+        self._unarchive(event.version)
 
     def aliases_by_version(self) -> dict[str, list[str]]:
         """Version -> its aliases (search results leave aliases out; the registered model lists them)."""
@@ -243,10 +275,7 @@ class ModelRegistry:
                 reason=reason,
             )
             self.client.set_registered_model_tag(self.model_name, event.tag_key, json.dumps(asdict(event)))
-            if previous is not None:
-                verb = "rolled back" if action == "rollback" else "replaced"
-                self.tag_version(previous, {ARCHIVED_TAG: f"{verb} by version {version} on {event.time}: {reason}"})
-            self._unarchive(version)
+            self._tag_the_move(event)
         except Exception:
             self._restore_alias(CHAMPION, previous)
             raise

@@ -114,3 +114,64 @@ def test_aliases_are_listed_by_version(registry, logged):
     registry.promote(version)
     assert registry.aliases_by_version()[version] == ["challenger", "champion"]
     assert ModelRegistry(registry.tracking_uri, "no-such-model").aliases_by_version() == {}
+
+
+KILLED_HALFWAY = """
+import os, signal, sys
+from mlflow import MlflowClient
+from wms.tracking import ModelRegistry
+
+uri, name, point, action = sys.argv[1:5]
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if point == "after the alias moved":
+    MlflowClient.set_registered_model_tag = die
+else:
+    ModelRegistry.tag_version = die
+registry = ModelRegistry(uri, name)
+registry.promote(sys.argv[5]) if action == "promote" else registry.rollback("the newest misreads night photos")
+"""
+
+
+def kill_halfway(registry: ModelRegistry, point: str, action: str, *version: str) -> None:
+    """Run the move in a process of its own that SIGKILLs itself at `point`."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", KILLED_HALFWAY, registry.tracking_uri, registry.model_name, point, action, *version]
+    assert subprocess.run(command, timeout=300).returncode == -9
+
+
+def fresh_model(registry: ModelRegistry, name: str, logged, count: int) -> tuple[ModelRegistry, list[str]]:
+    run_id, uri = logged
+    model = ModelRegistry(registry.tracking_uri, name)
+    return model, [model.register(uri, run_id, {}) for _ in range(count)]
+
+
+@pytest.mark.parametrize("point", ["after the alias moved", "after the history"])
+def test_a_promotion_killed_halfway_is_finished_by_the_rerun(registry, logged, point):
+    model, (first, second) = fresh_model(registry, f"killed-promotion-{point.split()[-1]}", logged, 2)
+    model.promote(first)
+    kill_halfway(model, point, "promote", second)
+    assert str(model.version_by_alias(CHAMPION).version) == second, "the alias moves first"
+    model.promote(second)  # the rerun
+    history = model.champion_history()
+    assert [(event.action, event.version, event.previous) for event in history] == [
+        ("promote", first, None),
+        ("promote", second, first),
+    ]
+    assert "replaced by version" in model.client.get_model_version(model.model_name, first).tags[ARCHIVED_TAG]
+    assert model.rollback("back").version == first, "rollback goes where the history says"
+
+
+def test_a_rollback_killed_halfway_is_recorded_as_a_rollback_before_anything_else(registry, logged):
+    model, versions = fresh_model(registry, "killed-rollback", logged, 3)
+    for version in versions:
+        model.promote(version)
+    kill_halfway(model, "after the alias moved", "rollback")
+    assert str(model.version_by_alias(CHAMPION).version) == versions[1]
+    event = model.finish_interrupted_move()  # what promote, rollback and `wms models history` do first
+    assert (event.action, event.version, event.previous) == ("rollback", versions[1], versions[2])
+    assert champion_stack(model.champion_history()) == versions[:2]
+    assert "rolled back" in model.client.get_model_version(model.model_name, versions[2]).tags[ARCHIVED_TAG]
+    assert model.finish_interrupted_move() is None, "nothing left to finish"
