@@ -9,6 +9,7 @@ Settings come from the worker's environment, which the serving image and the loc
   WMS_API_KEY_FILE            file holding the bearer token that clients must send (unset: no token asked)
   WMS_WORKERS_PER_MODEL       workers sharing the CPU quota (ONNX Runtime threads = quota / workers)
   WMS_HANDLER_METRICS_PORT    port of the handler's Prometheus metrics (unset: not exposed)
+  WMS_HANDLER_METRICS_ADDRESS address they listen on (default 127.0.0.1; the image: 0.0.0.0, for Prometheus in the cluster)
   PROMETHEUS_MULTIPROC_DIR    folder where the workers' metrics meet (see wms.service_metrics)
 """
 
@@ -65,6 +66,7 @@ class HandlerSettings:
     api_key: str | None = None
     workers_per_model: int = 1
     metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
 
     @classmethod
     def from_environment(cls, environ=os.environ) -> HandlerSettings:
@@ -79,6 +81,7 @@ class HandlerSettings:
             api_key=api_key,
             workers_per_model=max(1, int(environ.get("WMS_WORKERS_PER_MODEL", "1"))),
             metrics_port=int(port) if port else None,
+            metrics_address=environ.get("WMS_HANDLER_METRICS_ADDRESS", "127.0.0.1"),
         )
 
     @property
@@ -118,7 +121,7 @@ class WindowSegmenter:
         self.trained_on = (json.loads(card.read_text()).get("trained_on") if card.exists() else None) or "unknown"
         self.metrics = HandlerMetrics(self.model_name, self.model_version)
         if self.settings.metrics_port:
-            self.metrics.serve(self.settings.metrics_port)
+            self.metrics.serve(self.settings.metrics_port, self.settings.metrics_address)
         logger.info(
             "loaded %s version %s with %s, %d threads, token %s",
             self.model_name,
@@ -135,6 +138,8 @@ class WindowSegmenter:
         answers = self._timed("inference", self.inference, photos)
         responses = self._timed("postprocess", self.postprocess, photos, answers)
         seconds = time.perf_counter() - started
+        for index in range(len(requests)):
+            context.set_response_content_type(index, "application/json")
         for index, error in errors.items():
             context.set_response_status(error.status, str(error), idx=index)
             responses[index] = {"error": str(error), "cause": error.cause, **self._model_fields()}
@@ -164,7 +169,8 @@ class WindowSegmenter:
     def _authorize(self, headers: dict[str, str]) -> None:
         if self.settings.api_key is None:
             return
-        scheme, _, token = str(headers.get("authorization", "")).partition(" ")
+        sent = headers.get("x-wms-authorization") or headers.get("authorization", "")  # the front door moves it aside
+        scheme, _, token = str(sent).partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.settings.api_key.encode()):
             raise PhotoRejected("unauthorized", "missing or wrong API token: send 'Authorization: Bearer <token>'", 401)
 

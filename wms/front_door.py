@@ -1,13 +1,16 @@
-"""nginx in front of TorchServe's inference API: what TorchServe's frontend answers badly, answered in JSON.
+"""nginx in front of TorchServe's inference API: only the API passes, everything else is answered in its JSON shape.
 
 TorchServe's Netty frontend answers a body over max_request_size with a bare 413 and a body labelled
-application/x-www-form-urlencoded with a 500 from its form decoder, both before the handler runs. nginx refuses
-those two with the handler's kind of JSON error and passes everything else through (serving/nginx.conf.template).
+application/x-www-form-urlencoded with a 500 from its form decoder, both before the handler runs; its other APIs
+(KServe's /v1 and /v2, /explanations) answered a photo with 500, and its own errors come in a shape of their own.
+nginx passes POST /predictions/<model>[/<version>] and GET /ping, and answers the rest with the handler's kind of
+JSON error (serving/nginx.conf.template).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -16,6 +19,9 @@ from pathlib import Path
 from string import Template
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "serving" / "nginx.conf.template"
+
+
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class FrontDoorError(RuntimeError):
@@ -30,23 +36,39 @@ def render_config(
     max_body_bytes: int,
     daemon: bool = True,
     model: tuple[str, str] | None = None,
+    torchserve_key: str | None = None,
 ) -> str:
     """The nginx configuration for these ports, with its pid, logs and temp files under `prefix`.
 
-    `model` (name, version) goes into its JSON errors, as the handler puts it into every answer.
+    `model` (name, version) goes into its JSON errors, as the handler puts it into every answer. `torchserve_key`,
+    TorchServe's inference key, goes to TorchServe as its Authorization; the client's own Authorization goes on as
+    X-WMS-Authorization, which the handler checks.
     """
+    if torchserve_key is not None and not re.fullmatch(r"[A-Za-z0-9+/=_-]+", torchserve_key):
+        raise ValueError("TorchServe's key must be base64: the key file may be damaged; restart the server")
     model_fields = "" if model is None else f', "model": {json.dumps(model[0])}, "model_version": {json.dumps(model[1])}'
     if "'" in model_fields or "$" in model_fields:
         raise ValueError(f"model name and version must not contain ' or $: {model}")
+    if model is not None and not MODEL_NAME_PATTERN.fullmatch(model[0]):
+        raise ValueError(f"model name {model[0]!r} must be letters, digits, '-', '_' or '.' (TorchServe's own rule)")
     return Template(TEMPLATE.read_text()).substitute(
         model_fields=model_fields,
+        model_name=model[0] if model else "<model>",
+        model_pattern=re.escape(model[0]) if model else "[^/]+",
         prefix=str(prefix),
         listen_host=listen_host,
         listen_port=listen_port,
         upstream_port=upstream_port,
+        inner_port=inner_port(upstream_port),
+        torchserve_authorization=f"Bearer {torchserve_key}" if torchserve_key else "",
         max_body_bytes=max_body_bytes,
         daemon="on" if daemon else "off",
     )
+
+
+def inner_port(upstream_port: int) -> int:
+    """The loopback port where nginx turns TorchServe's own errors into JSON: the one after TorchServe's."""
+    return upstream_port + 1
 
 
 def nginx_binary() -> str:
@@ -65,6 +87,8 @@ class FrontDoor:
     max_body_bytes: int
     model: tuple[str, str] | None = None
     """(name, version) of the model behind it, for its JSON errors."""
+    torchserve_key: str | None = None
+    """TorchServe's inference key, when its token authorization is on."""
 
     @property
     def config(self) -> Path:
@@ -88,7 +112,13 @@ class FrontDoor:
         for folder in ("logs", "nginx-tmp"):
             (self.prefix / folder).mkdir(parents=True, exist_ok=True)
         rendered = render_config(
-            self.prefix, self.listen_host, self.listen_port, self.upstream_port, self.max_body_bytes, model=self.model
+            self.prefix,
+            self.listen_host,
+            self.listen_port,
+            self.upstream_port,
+            self.max_body_bytes,
+            model=self.model,
+            torchserve_key=self.torchserve_key,
         )
         self.config.write_text(rendered)
         self._nginx("-t")  # a configuration nginx refuses fails here, with its reason

@@ -80,7 +80,7 @@ class HandlerMetrics:
         self._fraction.labels(**self._labels).observe(window_fraction)
         self._confidence.labels(**self._labels).observe(confidence)
 
-    def serve(self, port: int, address: str = "0.0.0.0") -> bool:
+    def serve(self, port: int, address: str = "127.0.0.1") -> bool:
         """Expose the metrics on http://address:port/metrics; False when another worker already does."""
         from prometheus_client import CollectorRegistry, start_http_server
 

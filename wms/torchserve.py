@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,12 @@ def archive_model(archive: Path) -> tuple[str, str]:
     return manifest["modelName"], manifest.get("modelVersion", "")
 
 
+KEY_FILE = "key_file.json"
+"""Where TorchServe writes its keys: its working folder, the server's home."""
+KEY_LIFETIME_MINUTES = 60 * 24 * 365 * 10
+"""TorchServe's keys expire after an hour by default; a local server keeps its keys until it restarts."""
+
+
 @dataclass(frozen=True)
 class LocalTorchServe:
     home: Path
@@ -113,7 +120,8 @@ class LocalTorchServe:
     grpc_inference_port: int = 8084
     grpc_management_port: int = 8085
     backend_port: int = 8086
-    """TorchServe's own inference port on 127.0.0.1, behind the front door (which listens on inference_port)."""
+    """TorchServe's own inference port on 127.0.0.1, behind the front door (which listens on inference_port, and on
+    the port after this one inside: wms.front_door.inner_port)."""
     front_door: bool = True
     """Put nginx in front of the inference API (wms.front_door); False serves TorchServe's port directly."""
     workers: int = 1
@@ -124,7 +132,8 @@ class LocalTorchServe:
     @classmethod
     def on_port(cls, home: Path, port: int) -> LocalTorchServe:
         """A server whose ports run on from `port`: inference, management, metrics, the handler's metrics, the two
-        gRPC ports, then TorchServe's own inference port behind the front door (8080 gives the defaults, to 8086)."""
+        gRPC ports, then TorchServe's own inference port behind the front door and the front door's inner port
+        (8080 gives the defaults, to 8087)."""
         return cls(
             home=home,
             inference_port=port,
@@ -182,10 +191,13 @@ class LocalTorchServe:
         return f"http://{self.host}:{self.management_port}"
 
     def write_config(self) -> Path:
-        """config.properties for local use: loopback only, metrics for Prometheus.
+        """config.properties for local use: loopback only, metrics for Prometheus, archives only from the model store.
 
-        TorchServe's own token authorization stays off: its keys are random, expire within hours and cannot come
-        from a secret, so the handler checks a bearer token of ours instead (api_key_file).
+        Behind the front door TorchServe's own token authorization is on: every management call (HTTP and gRPC) and
+        every inference call needs a key from key_file.json in this server's home, which only its owner may read, so
+        no other local process can load, drop or scale models. The front door adds the inference key; clients send
+        the bearer token of ours that the handler checks (api_key_file), which the front door passes on beside it.
+        Without the front door (a benchmark's baseline) the keys are off, as nothing would add them.
         """
         config = self.home / "config.properties"
         config.write_text(
@@ -203,8 +215,10 @@ class LocalTorchServe:
                     f"grpc_inference_port={self.grpc_inference_port}",
                     f"grpc_management_port={self.grpc_management_port}",
                     f"# handler_metrics_port={self.handler_metrics_port} (WMS_HANDLER_METRICS_PORT)",
-                    "disable_token_authorization=true",
+                    f"disable_token_authorization={'false' if self.front_door else 'true'}",
+                    f"token_expiration_min={KEY_LIFETIME_MINUTES}",
                     "enable_model_api=true",
+                    f"allowed_urls={_properties_value('file://' + re.escape(str(self.model_store)) + '/[^/]+[.]mar')}",
                     "metrics_mode=prometheus",
                     f"default_workers_per_model={self.workers}",
                     f"max_request_size={MAX_REQUEST_BYTES}",
@@ -225,6 +239,9 @@ class LocalTorchServe:
 
     def start(self, archive: Path) -> None:
         """Start TorchServe in the background serving this archive; return once the model answers /ping."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)  # TorchServe writes its keys here (key_file.json), readable by anyone who may enter
+        (self.home / KEY_FILE).unlink(missing_ok=True)  # the last run's keys: the new ones are awaited below
         self.model_store.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
         shutil.rmtree(self._metrics_dir, ignore_errors=True)  # the workers' metric files of an earlier run
@@ -241,8 +258,6 @@ class LocalTorchServe:
             archive.name,
         ]
         try:
-            if self.front_door:
-                self._front_door(archive_model(archive)).start()  # answers 503 in JSON until TorchServe is up
             # TorchServe's Java process inherits the output streams: a file, not a pipe, or the call never returns.
             with open(self.home / "logs" / "torchserve-start.log", "ab") as log:
                 completed = subprocess.run(
@@ -252,13 +267,40 @@ class LocalTorchServe:
                 raise TorchServeError(
                     f"torchserve --start failed with exit code {completed.returncode}: see {self.home / 'logs'}"
                 )
+            if self.front_door:
+                self._wait_for_keys()
+                self._front_door(archive_model(archive)).start()  # answers 503 in JSON until TorchServe is up
             self._wait_until_ready()
         except (TorchServeError, FrontDoorError) as error:
             self.stop()  # a server that never became ready is not left behind
             raise TorchServeError(str(error)) from error
 
     def _front_door(self, model: tuple[str, str] | None = None) -> FrontDoor:
-        return FrontDoor(self.home / "front-door", self.host, self.inference_port, self.backend_port, MAX_REQUEST_BYTES, model)
+        keys = self.keys()
+        return FrontDoor(
+            self.home / "front-door",
+            self.host,
+            self.inference_port,
+            self.backend_port,
+            MAX_REQUEST_BYTES,
+            model,
+            keys.get("inference") if keys else None,
+        )
+
+    def keys(self) -> dict[str, str] | None:
+        """TorchServe's keys of this run ({'management': ..., 'inference': ...}), or None when it uses none."""
+        try:
+            written = json.loads((self.home / KEY_FILE).read_text())
+            return {kind: written[kind]["key"] for kind in ("management", "inference")}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _wait_for_keys(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.keys() is None:
+            if time.monotonic() > deadline or not self.running():
+                raise TorchServeError(f"TorchServe wrote no keys ({self.home / KEY_FILE}):\n{self._log_tail()}")
+            time.sleep(0.2)
 
     def _env(self) -> dict[str, str]:
         tmp = self.home / "tmp"
@@ -389,8 +431,14 @@ class LocalTorchServe:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)
 
+    def worker_states(self, model_name: str) -> list[dict]:
+        """The workers of the model's default version, as the management API describes them."""
+        return self._management("GET", f"/models/{model_name}")[0]["workers"]
+
     def _management(self, method: str, path: str):
-        request = urllib.request.Request(f"{self.management_url}{path}", method=method)
+        keys = self.keys()
+        headers = {"Authorization": f"Bearer {keys['management']}"} if keys else {}
+        request = urllib.request.Request(f"{self.management_url}{path}", method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 return json.load(response)
@@ -398,6 +446,11 @@ class LocalTorchServe:
             raise TorchServeError(
                 f"TorchServe {method} {path} answered {error.code}: {error.read().decode(errors='replace')}"
             ) from error
+
+
+def _properties_value(text: str) -> str:
+    """A value as a Java properties file must hold it: a backslash is its escape character."""
+    return text.replace("\\", "\\\\")
 
 
 def _run(command: list[str]) -> None:

@@ -250,7 +250,9 @@ class LocalModelServer(ReleaseTarget):
     grpc_management_port: int = Field(default=8085, description="gRPC management port (loopback).")
     workers: int = Field(default=1, description="Workers per model (one per model on 2 cores).")
     handler_metrics_port: int = Field(default=8083, description="Port of the handler's own Prometheus metrics.")
-    backend_port: int = Field(default=8086, description="TorchServe's own inference port, behind nginx (loopback).")
+    backend_port: int = Field(
+        default=8086, description="TorchServe's own inference port, behind nginx (loopback; nginx takes the next one too)."
+    )
 
     def server(self) -> LocalTorchServe:
         return LocalTorchServe(

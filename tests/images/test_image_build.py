@@ -91,11 +91,11 @@ def test_the_image_runs_as_uid_1000_and_carries_the_model_name_version_and_conte
 
 def test_the_image_pulled_by_its_digest_serves_a_photo_as_uid_1000(built, tmp_path):
     container = run("buildah", "from", "--tls-verify=false", f"docker://{built.image.reference}").stdout.strip()
-    ports = free_port_block(5)
+    ports = free_port_block(6)  # the front door's inner port is the one after the backend's
     mounts = serving_settings(
-        built.context.path, tmp_path, front=ports, backend=ports + 1, management=ports + 2, metrics=ports + 3
+        built.context.path, tmp_path, front=ports, backend=ports + 1, management=ports + 3, metrics=ports + 4
     )
-    handler_metrics = ports + 4
+    handler_metrics = ports + 5
     with served(container, mounts, handler_metrics, tmp_path / "container.log") as server:
         wait_until_serving(server, ports)
         photo = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)), "JPEG")

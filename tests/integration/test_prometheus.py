@@ -30,7 +30,7 @@ def watched(tmp_path_factory):
     """TorchServe serving a small model, Prometheus scraping it every second, and 30 answered photos, 5 refused."""
     folder = tmp_path_factory.mktemp("watched")
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
-    server = replace(LocalTorchServe.on_port(folder / "home", free_port_block(7)), worker_port=free_port())
+    server = replace(LocalTorchServe.on_port(folder / "home", free_port_block(8)), worker_port=free_port())
     server.start(build_archive(onnx_path, MODEL, "1", server.model_store))
     prometheus = LocalPrometheus(
         folder / "prometheus",

@@ -16,19 +16,23 @@ RAW = {"content-type": "image/jpeg"}
 
 
 class FakeContext:
-    """What the handler uses of TorchServe's Context: properties, manifest, request headers, response statuses."""
+    """What the handler uses of TorchServe's Context: properties, manifest, request headers, response statuses and types."""
 
     def __init__(self, model_dir, headers=None):
         self.system_properties = {"model_dir": str(model_dir)}
         self.manifest = {"model": {"serializedFile": "model.onnx", "modelName": "wms-unet", "modelVersion": "3"}}
         self.headers = headers or []
         self.statuses = {}
+        self.content_types = {}
 
     def get_all_request_header(self, idx):
         return self.headers[idx] if idx < len(self.headers) else dict(RAW)
 
     def set_response_status(self, code, phrase, idx=0):
         self.statuses[idx] = (code, phrase)
+
+    def set_response_content_type(self, idx, value):
+        self.content_types[idx] = value
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +72,7 @@ def test_a_bad_item_fails_alone(service, model_dir, photo):
     assert "mask_png_base64" in answers[1]
     assert answers[2]["cause"] == "empty_body"
     assert {index: status for index, (status, _) in context.statuses.items()} == {0: 400, 2: 400}
+    assert context.content_types == dict.fromkeys(range(3), "application/json"), "every answer says it is JSON"
 
 
 @pytest.mark.parametrize(
@@ -106,6 +111,25 @@ def test_with_a_key_only_the_right_bearer_token_passes(model_dir, photo, tmp_pat
     assert "mask_png_base64" in answers[0]
     assert [answers[1]["cause"], answers[2]["cause"]] == ["unauthorized", "unauthorized"]
     assert {context.statuses[1][0], context.statuses[2][0]} == {401}
+
+
+def test_the_clients_token_is_read_where_the_front_door_puts_it_beside_torchserves_key(model_dir, photo, tmp_path):
+    (tmp_path / "key").write_text("s3cret\n")
+    guarded = handler.WindowSegmenter()
+    guarded.initialize(
+        FakeContext(model_dir), handler.HandlerSettings.from_environment({"WMS_API_KEY_FILE": str(tmp_path / "key")})
+    )
+    torchserve_key = {"authorization": "Bearer torchserve-inference-key"}
+    passed_on = {**RAW, **torchserve_key, "x-wms-authorization": "Bearer s3cret"}
+    context = FakeContext(model_dir, [passed_on, {**RAW, **torchserve_key}])
+    answers = guarded.handle([{"body": photo}] * 2, context)
+    assert "mask_png_base64" in answers[0] and answers[1]["cause"] == "unauthorized"
+
+
+def test_the_handlers_metrics_listen_on_loopback_unless_told_otherwise():
+    assert handler.HandlerSettings.from_environment({}).metrics_address == "127.0.0.1"
+    told = handler.HandlerSettings.from_environment({"WMS_HANDLER_METRICS_ADDRESS": "0.0.0.0"})
+    assert told.metrics_address == "0.0.0.0"
 
 
 def test_a_key_file_that_is_missing_or_empty_stops_the_worker(tmp_path):

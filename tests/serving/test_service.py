@@ -1,8 +1,10 @@
 """The handler inside a real TorchServe: broken requests, unusual photos, a fuzz run, metrics and the token."""
 
 import http.client
+import ipaddress
 import json
 import time
+import urllib.error
 import urllib.request
 from dataclasses import replace
 
@@ -14,7 +16,7 @@ from tests.conftest import free_port, free_port_block
 from tests.photos import encode, mutations, png_header_only
 from wms.export import export_onnx
 from wms.model import build_unet
-from wms.torchserve import MAX_REQUEST_BYTES, LocalTorchServe, build_archive
+from wms.torchserve import MAX_REQUEST_BYTES, LocalTorchServe, TorchServeError, build_archive
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +30,7 @@ def server(tmp_path_factory):
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
     (folder / "key").write_text(TOKEN + "\n")
     served = replace(
-        LocalTorchServe.on_port(folder / "home", free_port_block(7)), worker_port=free_port(), api_key_file=folder / "key"
+        LocalTorchServe.on_port(folder / "home", free_port_block(8)), worker_port=free_port(), api_key_file=folder / "key"
     )
     archive = build_archive(onnx_path, MODEL, "1", served.model_store)
     served.start(archive)
@@ -62,8 +64,7 @@ def assert_still_serving(server):
 
 
 def workers(server):
-    with urllib.request.urlopen(f"{server.management_url}/models/{MODEL}") as response:
-        return [(worker["pid"], worker["status"]) for worker in json.load(response)[0]["workers"]]
+    return [(worker["pid"], worker["status"]) for worker in server.worker_states(MODEL)]
 
 
 BROKEN = {
@@ -116,6 +117,90 @@ def test_the_front_door_refuses_what_torchserve_would_answer_badly(server, case)
     got, answer = post(server, body, content_type)
     assert (got, answer["cause"]) == (status, cause)
     assert "send" in answer["error"] and (answer["model"], answer["model_version"]) == (MODEL, "1")
+    assert_still_serving(server)
+
+
+def send(server: LocalTorchServe, method: str, path: str, body: bytes = b"", content_type: str | None = None):
+    """(status, headers, body) of any request to the front door, with the token."""
+    connection = http.client.HTTPConnection(server.host, server.inference_port, timeout=60)
+    headers = {"Authorization": f"Bearer {TOKEN}", **({"Content-Type": content_type} if content_type else {})}
+    connection.request(method, path, body=body or None, headers=headers)
+    response = connection.getresponse()
+    answer = response.status, {key.lower(): value for key, value in response.getheaders()}, response.read()
+    connection.close()
+    return answer
+
+
+FORM = b"photo=a+secret+the+answer+must+not+echo"
+BESIDE_THE_API = {
+    "KServe v1 predict": ("POST", f"/v1/models/{MODEL}:predict", FORM, "application/x-www-form-urlencoded", 404, "not_found"),
+    "KServe v2 infer": ("POST", f"/v2/models/{MODEL}/infer", FORM, "application/x-www-form-urlencoded", 404, "not_found"),
+    "explanations": ("POST", f"/explanations/{MODEL}", FORM, "application/x-www-form-urlencoded", 404, "not_found"),
+    "the API description": ("OPTIONS", "/", b"", None, 404, "not_found"),
+    "GET a prediction": ("GET", f"/predictions/{MODEL}", b"", None, 405, "method_not_allowed"),
+    "POST to ping": ("POST", "/ping", GOOD, "image/jpeg", 405, "method_not_allowed"),
+    "a model not served": ("POST", "/predictions/nosuch", GOOD, "image/jpeg", 404, "no_such_model"),
+    "a version not served": ("POST", f"/predictions/{MODEL}/99", GOOD, "image/jpeg", 404, "no_such_version"),
+}
+
+
+@pytest.mark.parametrize("case", list(BESIDE_THE_API))
+def test_only_the_api_passes_the_front_door_and_the_rest_is_answered_in_its_json_shape(server, case):
+    method, path, body, content_type, status, cause = BESIDE_THE_API[case]
+    got, headers, payload = send(server, method, path, body, content_type)
+    answer = json.loads(payload)
+    assert (got, answer["cause"], headers["content-type"]) == (status, cause, "application/json")
+    assert "send" in answer["error"] and (answer["model"], answer["model_version"]) == (MODEL, "1")
+    assert b"secret" not in payload, "no answer echoes the body"
+    if status == 405:
+        assert headers["allow"] in ("POST", "GET, HEAD")
+    assert_still_serving(server)
+
+
+def test_every_answer_of_the_api_says_it_is_json(server):
+    for method, path, body in (
+        ("POST", f"/predictions/{MODEL}", GOOD),
+        ("POST", f"/predictions/{MODEL}/1", GOOD),
+        ("GET", "/ping", b""),
+    ):
+        status, headers, payload = send(server, method, path, body, "image/jpeg" if body else None)
+        assert (status, headers["content-type"]) == (200, "application/json") and json.loads(payload)
+    status, headers, _ = send(server, "POST", f"/predictions/{MODEL}", b"not a photo", "image/jpeg")
+    assert (status, headers["content-type"]) == (400, "application/json")
+
+
+def test_every_port_of_the_local_server_listens_on_loopback_only(server):
+    import psutil
+
+    pids = {int((server.home / "tmp" / ".model_server.pid").read_text()), *(pid for pid, _ in workers(server))}
+    pids |= {int((server.home / "front-door" / "nginx.pid").read_text())}
+    processes = [psutil.Process(pid) for pid in pids]
+    processes += [child for process in processes for child in process.children(recursive=True)]
+    listening = {
+        (connection.laddr.ip, connection.laddr.port)
+        for process in processes
+        for connection in process.net_connections(kind="inet")
+        if connection.status == psutil.CONN_LISTEN
+    }
+    assert {server.inference_port, server.management_port, server.metrics_port, server.handler_metrics_port} <= {
+        port for _, port in listening
+    }
+    addresses = {ipaddress.ip_address(ip) for ip, _ in listening}
+    assert all((getattr(address, "ipv4_mapped", None) or address).is_loopback for address in addresses), listening
+
+
+def test_the_management_api_answers_only_with_the_key_only_its_owner_can_read(server):
+    request = urllib.request.Request(f"{server.management_url}/models")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert (refused.value.code, json.load(refused.value)["type"]) == (400, "InvalidKeyException")  # TorchServe's answer
+    assert server.home.stat().st_mode & 0o077 == 0, "the server's home (and its key file) is its owner's alone"
+    assert [entry["modelName"] for entry in server.models()] == [MODEL]
+
+
+def test_archives_load_only_from_the_local_model_store(server):
+    with pytest.raises(TorchServeError, match="allowed"):
+        server._management("POST", "/models?url=http://127.0.0.1:9/elsewhere.mar")
     assert_still_serving(server)
 
 
@@ -221,7 +306,7 @@ def test_two_workers_share_one_metrics_page(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
-    served = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(7)), workers=2, worker_port=free_port())
+    served = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(8)), workers=2, worker_port=free_port())
     served.start(build_archive(onnx_path, MODEL, "1", served.model_store))
     try:
         assert len(workers(served)) == 2

@@ -44,7 +44,7 @@ def test_serve_start_without_a_model_exits_2_and_says_what_to_give(tmp_path, mon
 def test_serve_start_serves_an_onnx_file_then_status_and_stop_find_it(tmp_path, monkeypatch):
     monkeypatch.setenv("WMS_HOME", str(tmp_path / "state"))
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
-    port = free_port_block(7)
+    port = free_port_block(8)
     try:
         started = CliRunner().invoke(main, ["serve", "start", "--model", str(onnx_path), "--port", str(port)])
         assert started.exit_code == 0, started.output

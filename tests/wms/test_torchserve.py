@@ -87,7 +87,7 @@ def wrong_input_model(path):
 @pytest.fixture
 def serving_version_1(tmp_path):
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
-    server = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(7)), worker_port=free_port())
+    server = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(8)), worker_port=free_port())
     server.deploy(build_archive(onnx_path, "tiny", "1", server.model_store), "tiny", "1")
     yield server, onnx_path
     server.stop()
