@@ -29,7 +29,7 @@ import numpy as np
 
 from wms.imaging import bounding_box, mask_to_png
 from wms.model_card import MODEL_CARD_FILE, notice
-from wms.predict import Segmenter, window_confidence, window_polygon
+from wms.predict import Look, Segmenter, window_polygon
 from wms.service_metrics import HandlerMetrics
 from wms.uploads import DecodedPhoto, PhotoLimits, PhotoRejected, decode_photo
 
@@ -180,19 +180,20 @@ class WindowSegmenter:
         self.metrics.model(time.perf_counter() - started)
         return logits
 
-    def inference(self, photos: dict[int, DecodedPhoto]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """(probabilities, mask) of each photo at its own size: a look at the whole batch, then at each window found."""
+    def inference(self, photos: dict[int, DecodedPhoto]) -> dict[int, Look]:
+        """What the model made of each photo, in model pixels: a look at the whole batch, then at each window found."""
         indices = list(photos)
-        answers = self.segmenter.masks_batch(
+        looks = self.segmenter.looks_batch(
             [photos[i].pixels for i in indices], sizes=[(photos[i].height, photos[i].width) for i in indices]
         )
-        return dict(zip(indices, answers, strict=True))
+        return dict(zip(indices, looks, strict=True))
 
-    def postprocess(self, photos: dict[int, DecodedPhoto], answers: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, dict]:
+    def postprocess(self, photos: dict[int, DecodedPhoto], looks: dict[int, Look]) -> dict[int, dict]:
+        """Each answer at its photo's own size, one photo at a time: a burst of huge photos holds one full-size mask."""
         responses = {}
-        for index, (probabilities, mask) in answers.items():
-            confidence = window_confidence(probabilities, mask)
-            fraction = float(mask.mean())
+        for index, look in looks.items():
+            mask, confidence = self.segmenter.answer(look)
+            fraction = np.count_nonzero(mask) / mask.size
             self.metrics.answer(fraction, confidence)
             responses[index] = {
                 "mask_png_base64": base64.b64encode(mask_to_png(mask)).decode("ascii"),
@@ -204,6 +205,7 @@ class WindowSegmenter:
                 "confidence": round(confidence, 4),
                 **self._model_fields(),
             }
+            del mask
         return responses
 
     def _model_fields(self) -> dict[str, str]:

@@ -76,6 +76,16 @@ def read_mask(source: str | Path | bytes) -> np.ndarray:
     return np.asarray(open_image(source).convert("L")) > MASK_THRESHOLD
 
 
+def shrink(photo: np.ndarray, longest_side: int) -> np.ndarray:
+    """The photo with its long side at most `longest_side`, anti-aliased (bilinear)."""
+    height, width = photo.shape[:2]
+    if max(height, width) <= longest_side:
+        return photo
+    scale = longest_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR))
+
+
 def normalize(images: np.ndarray) -> np.ndarray:
     """Turn uint8 images (N, H, W, 3) into the float32 NCHW tensor the model takes."""
     scaled = images.astype(np.float32) / 255.0
@@ -86,16 +96,23 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))
 
 
+MASK_PNG_COMPRESS_LEVEL = 1
+"""zlib level of the answer's mask PNG: a 50-megapixel mask took 0.79 s at Pillow's default (6) and takes 0.17 s at
+1, for 220 KB instead of 50 KB; a meter photo's mask stays a few kilobytes."""
+
+
 def mask_to_png(mask: np.ndarray) -> bytes:
     """Encode a bool mask as a grayscale PNG with the values 0 and 255."""
     buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buffer, format="PNG")
+    Image.fromarray(mask.view(np.uint8) * np.uint8(255), mode="L").save(
+        buffer, format="PNG", compress_level=MASK_PNG_COMPRESS_LEVEL
+    )
     return buffer.getvalue()
 
 
 def bounding_box(mask: np.ndarray) -> list[int] | None:
     """[x_min, y_min, x_max, y_max] of the True pixels, or None for an empty mask."""
-    rows, cols = np.nonzero(mask)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))  # not np.nonzero: 40x faster
     if rows.size == 0:
         return None
-    return [int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())]
+    return [int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])]

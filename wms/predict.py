@@ -17,7 +17,18 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from wms.geometry import REFINE_MARGIN, SquareView, photo_box, place_back, render_photo, view_around_box, whole_photo_view
-from wms.imaging import bounding_box, normalize, sigmoid
+from wms.imaging import bounding_box, normalize, shrink, sigmoid
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the model made of one photo: the probabilities of its last view, in model pixels, and where that view
+    lies on the photo, at the photo's own size (height, width)."""
+
+    probabilities: np.ndarray
+    view: SquareView
+    height: int
+    width: int
 
 
 class Backend(Protocol):
@@ -58,6 +69,10 @@ class Segmenter:
 
         Each map is (H, W) of its photo, or of `sizes` (height, width) when the photos were decoded smaller.
         """
+        return [place(look) for look in self.looks_batch(photos, sizes)]
+
+    def looks_batch(self, photos: list[np.ndarray], sizes: list[tuple[int, int]] | None = None) -> list[Look]:
+        """The model's work on a batch, in model pixels: nothing yet at the photos' own sizes (see `answer`)."""
         if not photos:
             return []
         sizes = sizes or [photo.shape[:2] for photo in photos]
@@ -72,9 +87,21 @@ class Segmenter:
             chosen.update(zoom_views)  # the closer look decides, also when it finds no window there
             looks.update(zip(zoom_views, zoomed, strict=True))
         return [
-            place_back(looks[i], chosen[i].scaled(max(size) / max(small.shape[:2])), *size)
+            Look(looks[i], chosen[i].scaled(max(size) / max(small.shape[:2])), *size)
             for i, (small, size) in enumerate(zip(smalls, sizes, strict=True))
         ]
+
+    def answer(self, look: Look) -> tuple[np.ndarray, float]:
+        """(cleaned bool mask, confidence) at the photo's size, as masks_batch and window_confidence give them.
+
+        A look with nothing above the threshold places nothing at full size (bilinear sampling never exceeds its
+        samples), so a huge photo without a window costs one bool mask, not a float map four times its size."""
+        peak = float(look.probabilities.max())
+        if peak <= self.threshold:
+            return np.zeros((look.height, look.width), dtype=bool), 1.0 - peak
+        probabilities = place(look)
+        mask = self.clean(probabilities > self.threshold)
+        return mask, window_confidence(probabilities, mask)
 
     def _zoom_views(
         self, smalls: list[np.ndarray], chosen: dict[int, SquareView], looks: dict[int, np.ndarray]
@@ -126,14 +153,9 @@ class Segmenter:
         return [(sigmoid(logits[i, 0]) + sigmoid(logits[count + i, 0, :, ::-1])) / 2 for i in range(count)]
 
 
-def shrink(photo: np.ndarray, longest_side: int) -> np.ndarray:
-    """The photo with its long side at most `longest_side`, anti-aliased."""
-    height, width = photo.shape[:2]
-    if max(height, width) <= longest_side:
-        return photo
-    scale = longest_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR))
+def place(look: Look) -> np.ndarray:
+    """The look's probabilities at the photo's own size (0 outside its view)."""
+    return place_back(look.probabilities, look.view, look.height, look.width)
 
 
 def largest_region(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

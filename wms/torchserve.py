@@ -6,6 +6,7 @@ run side by side on different ports (TorchServe's CLI otherwise keeps one PID fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -348,6 +349,27 @@ class LocalTorchServe:
             )
             for model in models
         )
+
+    def processes(self) -> list:
+        """TorchServe, its Python workers and the front door's nginx, as psutil processes (for memory and ports)."""
+        import psutil
+
+        pids = []
+        for pid_file in (self.home / "tmp" / ".model_server.pid", self.home / "front-door" / "nginx.pid"):
+            with contextlib.suppress(OSError, ValueError):  # not started, or already stopped
+                pids.append(int(pid_file.read_text().strip()))
+        roots = [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
+        return roots + [child for root in roots for child in root.children(recursive=True)]
+
+    def resident_bytes(self) -> int:
+        """The resident memory of all those processes together."""
+        import psutil
+
+        total = 0
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):  # a worker may end between listing and reading
+                total += process.memory_info().rss
+        return total
 
     def running(self) -> bool:
         """Whether this home's TorchServe process is alive (it may still be starting, or listen elsewhere)."""

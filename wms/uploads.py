@@ -16,10 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from wms.imaging import MAX_PHOTO_PIXELS, without_alpha
+from wms.imaging import MAX_PHOTO_PIXELS, shrink, without_alpha
 
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 """Pillow's names of the accepted formats (its JPEG plugin also opens MPO, the multi-picture JPEG of many phones)."""
+REDUCIBLE_FORMATS = ("JPEG", "MPO")
+"""Formats that decode at a reduced scale (DCT scaling); the others are decoded whole before anything else."""
 
 Image.init()  # registers every plugin before `formats` restricts them
 
@@ -38,6 +40,9 @@ class PhotoRejected(ValueError):
 @dataclass(frozen=True)
 class PhotoLimits:
     max_pixels: int = MAX_PHOTO_PIXELS
+    max_whole_pixels: int = 16_000_000
+    """Largest PNG, WebP or BMP: those decode whole (a 6 KB 1-bit PNG of 50 megapixels cost a worker 645 MB and
+    3 s), while a JPEG of up to `max_pixels` decodes at the scale the model reads."""
     min_side: int = 32
     """Smallest width or height: below it there is no meter to find."""
 
@@ -45,7 +50,7 @@ class PhotoLimits:
 @dataclass(frozen=True)
 class DecodedPhoto:
     pixels: np.ndarray
-    """RGB uint8 (H, W, 3), turned upright, possibly decoded at a reduced scale."""
+    """RGB uint8 (H, W, 3), turned upright, at most `wanted_side` long when one was given."""
     width: int
     height: int
     """The turned photo's own size, which the answer's mask takes."""
@@ -68,6 +73,14 @@ def decode_photo(body: bytes, limits: PhotoLimits = PhotoLimits(), wanted_side: 
             f"{limits.max_pixels / 1e6:.0f} megapixels: send a smaller photo",
             status=413,
         )
+    if image.format not in REDUCIBLE_FORMATS and width * height > limits.max_whole_pixels:
+        raise PhotoRejected(
+            "too_many_pixels",
+            f"the photo is a {image.format} of {width}x{height} ({width * height / 1e6:.0f} megapixels), which is decoded "
+            f"whole; the limit for PNG, WebP and BMP is {limits.max_whole_pixels / 1e6:.0f} megapixels: send it as a "
+            f"JPEG (up to {limits.max_pixels / 1e6:.0f} megapixels) or smaller",
+            status=413,
+        )
     if min(width, height) < limits.min_side:
         raise PhotoRejected(
             "too_small", f"the photo is {width}x{height}: send one at least {limits.min_side} pixels on each side"
@@ -85,11 +98,13 @@ def decode_photo(body: bytes, limits: PhotoLimits = PhotoLimits(), wanted_side: 
 def _decode(image: Image.Image, wanted_side: int | None) -> DecodedPhoto:
     width, height = image.size
     sideways = image.getexif().get(0x0112) in EXIF_TURNS_SIDEWAYS
-    if wanted_side and image.format in ("JPEG", "MPO") and max(width, height) > wanted_side:
+    if wanted_side and image.format in REDUCIBLE_FORMATS and max(width, height) > wanted_side:
         scale = wanted_side / max(width, height)  # the smallest DCT scale whose long side is still >= wanted_side
         image.draft(image.mode, (int(np.ceil(width * scale)), int(np.ceil(height * scale))))
     image.load()
     pixels = _to_rgb(ImageOps.exif_transpose(image))
+    if wanted_side:  # what the model reads (wms.predict shrinks so too); a batch then holds no full-size photo
+        pixels = shrink(pixels, wanted_side)
     return DecodedPhoto(
         pixels=pixels, width=height if sideways else width, height=width if sideways else height, format=image.format
     )

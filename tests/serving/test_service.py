@@ -172,13 +172,9 @@ def test_every_answer_of_the_api_says_it_is_json(server):
 def test_every_port_of_the_local_server_listens_on_loopback_only(server):
     import psutil
 
-    pids = {int((server.home / "tmp" / ".model_server.pid").read_text()), *(pid for pid, _ in workers(server))}
-    pids |= {int((server.home / "front-door" / "nginx.pid").read_text())}
-    processes = [psutil.Process(pid) for pid in pids]
-    processes += [child for process in processes for child in process.children(recursive=True)]
     listening = {
         (connection.laddr.ip, connection.laddr.port)
-        for process in processes
+        for process in server.processes()
         for connection in process.net_connections(kind="inet")
         if connection.status == psutil.CONN_LISTEN
     }

@@ -5,7 +5,7 @@ import pytest
 
 from wms.imaging import PIXEL_MEAN, PIXEL_STD
 from wms.metrics import iou
-from wms.predict import Segmenter, convex_hull, largest_region
+from wms.predict import Segmenter, convex_hull, largest_region, window_confidence
 
 HALF_GREY = float(((147.5 / 255 - PIXEL_MEAN) / PIXEL_STD).min())
 """Half-way between the photo's background (40) and the window (255), normalized: the edge of the window."""
@@ -51,6 +51,18 @@ def test_a_batch_takes_one_model_call_per_look_and_mirrors_double_the_zoomed_one
     looks.clear()
     Segmenter(bright_backend(looks), 64, flip_zoomed=True).masks_batch([photo])
     assert looks == [1, 2]
+
+
+def test_an_answer_one_photo_at_a_time_is_the_batchs_and_a_windowless_photo_makes_no_float_map(photo_and_window):
+    photo, _ = photo_and_window
+    empty = np.full_like(photo, 40)
+    segmenter = Segmenter(bright_backend(), 64)
+    looks = segmenter.looks_batch([photo, empty], sizes=[(1200, 1600), (1200, 1600)])
+    for look, (probabilities, mask) in zip(looks, segmenter.masks_batch([photo, empty], [(1200, 1600)] * 2), strict=True):
+        answered, confidence = segmenter.answer(look)
+        assert np.array_equal(answered, mask) and answered.shape == (1200, 1600)
+        assert confidence == pytest.approx(window_confidence(probabilities, mask), abs=1e-6)
+    assert not segmenter.answer(looks[1])[0].any()
 
 
 def test_cleanup_keeps_the_largest_region_and_fills_its_holes():

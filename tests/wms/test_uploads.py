@@ -75,6 +75,21 @@ def test_a_semi_transparent_photo_is_seen_as_the_opaque_one_and_as_training_read
     assert np.array_equal(read_photo(encode(faint, "PNG")), served)
 
 
+def test_a_png_webp_or_bmp_too_large_to_decode_whole_is_refused_a_jpeg_that_size_is_not():
+    with pytest.raises(PhotoRejected) as refused:
+        decode_photo(png_header_only(5000, 4000))
+    assert (refused.value.cause, refused.value.status) == ("too_many_pixels", 413)
+    assert "decoded whole" in str(refused.value) and "send it as a JPEG" in str(refused.value)
+    decoded = decode_photo(encode(Image.new("RGB", (5000, 4000), (90, 90, 90)), "JPEG"), wanted_side=768)
+    assert (decoded.width, decoded.height) == (5000, 4000)
+
+
+def test_a_photo_is_kept_no_larger_than_the_model_reads_it_and_says_its_own_size():
+    decoded = decode_photo(encode(Image.new("RGB", (3000, 2000), (1, 2, 3)), "PNG"), wanted_side=768)
+    assert decoded.pixels.shape == (512, 768, 3) and (decoded.width, decoded.height) == (3000, 2000)
+    assert decode_photo(encode(PHOTO, "PNG"), wanted_side=768).pixels.shape == (120, 160, 3)
+
+
 def test_the_exif_orientation_turns_the_photo_and_its_reported_size():
     exif = Image.Exif()
     exif[0x0112] = 6  # turned 90 degrees clockwise
@@ -87,7 +102,7 @@ def test_a_large_jpeg_is_decoded_only_as_finely_as_the_model_needs():
     large = encode(Image.new("RGB", (4000, 3000), (50, 60, 70)), "JPEG")
     decoded = decode_photo(large, wanted_side=768)
     assert (decoded.width, decoded.height) == (4000, 3000)  # the answer keeps the photo's size
-    assert decoded.pixels.shape == (750, 1000, 3)  # DCT scale 1/4: the smallest with a long side >= 768
+    assert decoded.pixels.shape == (576, 768, 3)  # DCT scale 1/4 (1000x750), then shrunk to what the model reads
 
 
 def test_the_limits_are_settings():
