@@ -33,13 +33,12 @@ MODEL = "wms-unet"
 REAL_PHOTOS = PROJECT.parent / "shared" / "data" / "water-meters" / "images"
 
 
-def broken_requests() -> list[tuple[str, bytes, str]]:
-    """(what, body, content type): one of each kind of bad request the API refuses."""
+def broken_requests(photo: bytes) -> list[tuple[str, bytes, str]]:
+    """(what, body, content type): one of each kind of bad request the API refuses (`photo` is cut short for one)."""
     from PIL import Image
 
     tiny = io.BytesIO()
     Image.new("RGB", (1, 1)).save(tiny, format="PNG")
-    photo = good_photos()[0]
     return [
         ("empty body", b"", "image/jpeg"),
         ("text", b"hello, this is text", "application/octet-stream"),
@@ -126,7 +125,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    good, broken = good_photos(), broken_requests()
+    good = good_photos()
+    broken = broken_requests(good[0])
     with tempfile.TemporaryDirectory() as scratch:
         server = replace(LocalTorchServe.on_port(Path(scratch) / "home", free_port_block(8)), worker_port=free_port())
         server.start(build_archive(args.onnx, MODEL, "1", server.model_store))

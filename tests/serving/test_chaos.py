@@ -67,6 +67,7 @@ def test_eight_clients_with_half_their_requests_broken_get_no_5xx(server):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from mixed_load import broken_requests, good_photos, run_load
 
-    load = run_load(server.host, server.inference_port, 8, 15, good_photos(), broken_requests(), MODEL)
+    good = good_photos()
+    load = run_load(server.host, server.inference_port, 8, 15, good, broken_requests(good[0]), MODEL)
     assert load["server_errors"] == 0, load["statuses"]
     assert load["statuses"].get("200", 0) > 0 and set(load["statuses"]) <= {"200", "400", "413", "415"}, load["statuses"]
