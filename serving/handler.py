@@ -205,7 +205,7 @@ class WindowSegmenter:
                 "confidence": round(confidence, 4),
                 **self._model_fields(),
             }
-            del mask
+            del mask  # before the next photo's is made
         return responses
 
     def _model_fields(self) -> dict[str, str]:

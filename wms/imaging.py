@@ -29,12 +29,18 @@ class UnreadableImageError(ValueError):
     """Raised when bytes or a file cannot be decoded as an image."""
 
 
+def open_header(source: str | Path | bytes, formats: tuple[str, ...] | None = None) -> Image.Image:
+    """An image opened but not decoded, its size known from the header; Pillow's decompression-bomb warning is
+    raised as an error (DecompressionBombWarning), as is its error beyond twice its limit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=formats)
+
+
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> Image.Image:
     """Open an image from a path or bytes and turn it by its EXIF orientation; its size is checked before decoding."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image = open_header(source)
         if image.width * image.height > max_pixels:
             raise UnreadableImageError(
                 f"the image is {image.width}x{image.height} ({image.width * image.height / 1e6:.0f} megapixels), over "

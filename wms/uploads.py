@@ -9,14 +9,12 @@ Only numpy and Pillow are used here, so the serving image can import this module
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from wms.imaging import MAX_PHOTO_PIXELS, shrink, without_alpha
+from wms.imaging import MAX_PHOTO_PIXELS, open_header, shrink, without_alpha
 
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 """Pillow's names of the accepted formats (its JPEG plugin also opens MPO, the multi-picture JPEG of many phones)."""
@@ -112,9 +110,7 @@ def _decode(image: Image.Image, wanted_side: int | None) -> DecodedPhoto:
 
 def _open(body: bytes) -> Image.Image:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(body), formats=FORMATS)
+        return open_header(body, FORMATS)
     except Image.UnidentifiedImageError as error:
         raise PhotoRejected(
             "not_an_image", "the body is not a valid JPEG, PNG, WebP or BMP image: send the photo file's own bytes"

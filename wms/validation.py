@@ -95,8 +95,9 @@ def validate_folder(
         )
     report = ValidationReport(root=root)
     annotations = _read_annotations(root, report)
-    image_names, bad_images = _usable_entries(images_dir, root, allow_outside_links, report)
-    mask_names, bad_masks = _usable_entries(masks_dir, root, allow_outside_links, report)
+    inside = None if allow_outside_links else root.resolve()
+    image_names, bad_images = _usable_entries(images_dir, inside, report)
+    mask_names, bad_masks = _usable_entries(masks_dir, inside, report)
     for orphan in sorted(mask_names - image_names - bad_images):
         report.rejected.append({"file": f"masks/{orphan}", "reason": "mask has no image"})
     candidates = []
@@ -112,11 +113,12 @@ def validate_folder(
     return report
 
 
-def _usable_entries(folder: Path, root: Path, allow_outside_links: bool, report: ValidationReport) -> tuple[set[str], set[str]]:
-    """(usable, rejected) names in `folder`: every entry that is not a readable file in the data set gets a reason."""
+def _usable_entries(folder: Path, inside: Path | None, report: ValidationReport) -> tuple[set[str], set[str]]:
+    """(usable, rejected) names in `folder`: every entry that is not a readable file in the data set gets a reason;
+    links must stay `inside` that folder (None: links may go anywhere)."""
     usable, rejected = set(), set()
     for entry in sorted(folder.iterdir()):
-        reason = _entry_problem(entry, root, allow_outside_links)
+        reason = _entry_problem(entry, inside)
         if reason:
             report.rejected.append({"file": f"{folder.name}/{entry.name}", "reason": reason})
             rejected.add(entry.name)
@@ -125,14 +127,14 @@ def _usable_entries(folder: Path, root: Path, allow_outside_links: bool, report:
     return usable, rejected
 
 
-def _entry_problem(entry: Path, root: Path, allow_outside_links: bool) -> str | None:
+def _entry_problem(entry: Path, inside: Path | None) -> str | None:
     if entry.is_symlink():
         target = entry.resolve()
         if not target.exists():
             return f"a link to {os.readlink(entry)}, which does not exist: copy the file in or remove the link"
-        if not allow_outside_links and not target.is_relative_to(root.resolve()):
+        if inside is not None and not target.is_relative_to(inside):
             return (
-                f"a link to {target}, outside {root}: copy the file into the folder, or allow links that leave it "
+                f"a link to {target}, outside {inside}: copy the file into the folder, or allow links that leave it "
                 "(`wms data validate --allow-outside-links`, `wms data use --allow-outside-links`)"
             )
     if entry.is_dir():
