@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from wms.files import written_atomically
+
 LAST = "last.pt"
 
 
@@ -49,20 +51,20 @@ def save_checkpoint(
 ) -> Path:
     """Write the checkpoint of the epoch just finished; a reader never sees a half-written file."""
     folder.mkdir(parents=True, exist_ok=True)
-    path, partial = folder / LAST, folder / f".{LAST}.partial"
-    torch.save(
-        {
-            "settings": settings,
-            "progress": progress.__dict__,
-            "model": model.state_dict(),
-            "average": average.module.state_dict(),
-            "average_updates": average.updates,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-        },
-        partial,
-    )
-    partial.replace(path)
+    path = folder / LAST
+    with written_atomically(path) as partial:
+        torch.save(
+            {
+                "settings": settings,
+                "progress": progress.__dict__,
+                "model": model.state_dict(),
+                "average": average.module.state_dict(),
+                "average_updates": average.updates,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+            },
+            partial,
+        )
     return path
 
 

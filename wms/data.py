@@ -6,7 +6,6 @@ Layout: ROOT/images/<name> (photo) and ROOT/masks/<name> (mask of the digit wind
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from wms.annotations import rasterize
+from wms.files import copy_atomically, written_atomically
 from wms.imaging import open_image
 
 SPLITS = ("train", "val", "test")
@@ -82,12 +82,13 @@ def _write_polygon_mask(pair: Pair, target_dir: Path) -> int:
     if target.exists():
         return 0
     mask = rasterize(pair.polygon, open_image(pair.image).size)
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(target, format="JPEG", quality=95)
+    with written_atomically(target) as partial:
+        Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(partial, format="JPEG", quality=95)
     return 1
 
 
 def _copy_if_changed(source: Path, target: Path) -> int:
     if target.exists() and target.stat().st_size == source.stat().st_size and target.read_bytes() == source.read_bytes():
         return 0
-    shutil.copyfile(source, target)
+    copy_atomically(source, target)
     return 1

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import torch
 
+from wms.files import written_atomically
 from wms.geometry import render_photo, whole_photo_view
 from wms.imaging import normalize, sigmoid
 from wms.predict import OnnxBackend, TorchBackend
@@ -18,23 +19,22 @@ INPUT_NAME, OUTPUT_NAME = "image", "logits"
 def export_onnx(model: torch.nn.Module, image_size: int, path: Path, metadata: dict[str, str]) -> Path:
     """Write the model as ONNX with a dynamic batch axis; `metadata` lands in the file's metadata_props."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
     example = torch.zeros(1, 3, image_size, image_size)
-    torch.onnx.export(
-        model.eval(),
-        (example,),
-        str(partial),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64)}},
-        dynamo=True,
-        external_data=False,
-    )
-    exported = onnx.load(str(partial))
-    for key, value in {**metadata, "wms.image_size": str(image_size)}.items():
-        exported.metadata_props.append(onnx.StringStringEntryProto(key=key, value=str(value)))
-    onnx.save(exported, str(partial))
-    partial.replace(path)  # a reader never sees a half-written model
+    with written_atomically(path) as partial:
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(partial),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64)}},
+            dynamo=True,
+            external_data=False,
+        )
+        exported = onnx.load(str(partial))
+        for key, value in {**metadata, "wms.image_size": str(image_size)}.items():
+            exported.metadata_props.append(onnx.StringStringEntryProto(key=key, value=str(value)))
+        onnx.save(exported, str(partial))
     return path
 
 

@@ -15,6 +15,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
+from wms.files import written_atomically
 from wms.model_card import model_card
 
 CHALLENGER, STAGING, CHAMPION = "challenger", "staging", "champion"
@@ -181,9 +182,8 @@ class ModelRegistry:
 
         model = self.load_pytorch(f"models:/{self.model_name}/{version}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_suffix(".partial")
-        torch.save(model.state_dict(), scratch)
-        scratch.replace(path)
+        with written_atomically(path) as partial:
+            torch.save(model.state_dict(), partial)
         return path
 
     def promote(self, version: str, alias: str = CHAMPION, reason: str = "") -> str | None:
