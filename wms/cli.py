@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from wms.layout import MODEL_NAME, StateLayout, default_home
+from wms.layout import DEFAULT_SERVE_PORT, MODEL_NAME, SERVE_PORT_VARIABLE, StateLayout, default_home
 from wms.stages import STAGES
 
 JOBS = {"lineage": "wms_lineage", "training": "wms_training", "staging": "wms_staging", "production": "wms_production"}
@@ -301,7 +301,14 @@ def serve() -> None:
     required=True,
     help="'champion', an MLflow URI (models:/<name>@<alias> or models:/<name>/<n>) or a path to an exported .onnx model.",
 )
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Inference port (127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535 - 7),
+    envvar=SERVE_PORT_VARIABLE,
+    default=DEFAULT_SERVE_PORT,
+    show_default=True,
+    help=f"Inference port (127.0.0.1), the first of eight; ${SERVE_PORT_VARIABLE} sets it too (and where `wms run` releases).",
+)
 def serve_start(model_ref: str, port: int) -> None:
     """Serve MODEL with TorchServe in the background on 127.0.0.1 and print the inference URL once it answers."""
     from wms.local_serving import resolve_servable, serve_model

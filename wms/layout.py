@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOME_VARIABLE = "WMS_HOME"
+SERVE_PORT_VARIABLE = "WMS_SERVE_PORT"
+"""The first of the local TorchServe's eight ports (inference, through nginx): where `wms run` releases and where
+`wms serve start` serves when no --port is given."""
+DEFAULT_SERVE_PORT = 8080
 MODEL_NAME = "wms-unet"
 DAGSTER_SETTINGS = """telemetry:
   enabled: false
@@ -16,6 +20,14 @@ concurrency:
 """
 """The local Dagster instance's dagster.yaml; runs the daemon launches queue behind one another."""
 EARLIER_SETTINGS = ("telemetry:\n  enabled: false\n",)
+
+
+def default_serve_port() -> int:
+    """$WMS_SERVE_PORT, or 8080."""
+    value = os.environ.get(SERVE_PORT_VARIABLE, str(DEFAULT_SERVE_PORT))
+    if not value.isdigit() or not 1 <= int(value) <= 65535 - 7:
+        raise ValueError(f"{SERVE_PORT_VARIABLE}={value!r} is not a port for the first of eight ports: use 1 to 65528")
+    return int(value)
 
 
 def default_home() -> Path:

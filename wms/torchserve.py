@@ -21,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from wms.files import copy_atomically
 from wms.front_door import FrontDoor, FrontDoorError
 from wms.model_card import MODEL_CARD_FILE
 from wms.smoke import smoke_test
@@ -92,7 +93,7 @@ def build_archive(
             ]
         )
         target = store / f"{model_name}-v{version}.mar"
-        shutil.move(Path(scratch) / f"{model_name}.mar", target)
+        copy_atomically(Path(scratch) / f"{model_name}.mar", target)
     return target
 
 
@@ -392,23 +393,36 @@ class LocalTorchServe:
 
     def deploy(self, archive: Path, model_name: str, version: str) -> None:
         """Serve this archive: start TorchServe, or register it beside the running version, smoke-test it there and
-        only then switch to it. A version that fails is unregistered and the running one keeps answering."""
+        only then switch to it. A version that fails is unregistered and the running one keeps answering.
+
+        A deploy that was killed is finished by the next one: a server whose start was cut short (running, not
+        answering) is started afresh, and a version left registered beside the default is smoke-tested before it
+        takes traffic, like a new one."""
         if not self.is_up():
+            self.stop()  # what a start cut short left running: TorchServe without the front door, or the reverse
             self.start(archive)
             return
-        served = (
-            {entry["modelVersion"] for entry in self._management("GET", f"/models/{model_name}/all")}
-            if self._has_model(model_name)
-            else set()
-        )
+        served = set(self.loaded_versions(model_name))
         if version not in served:
             self._management("POST", f"/models?url={archive.name}&initial_workers={self.workers}&synchronous=true")
-            self._smoke_test_beside(model_name, version, served)
+        if version != self.served_version(model_name):
+            self._wait_for_worker(model_name, version)
+            self._smoke_test_beside(model_name, version, served - {version})
         self._management("PUT", f"/models/{model_name}/{version}/set-default")
         for old in served - {version}:
             self._management("DELETE", f"/models/{model_name}/{old}")
         if self.front_door:
             self._front_door((model_name, version)).reload()
+
+    def _wait_for_worker(self, model_name: str, version: str) -> None:
+        """Wait until a registered version has a READY worker (one registered by a killed deploy may still load)."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            (entry,) = self._management("GET", f"/models/{model_name}/{version}")
+            if any(worker["status"] == "READY" for worker in entry["workers"]):
+                return
+            time.sleep(0.5)
+        raise TorchServeError(f"version {version} of {model_name} has no ready worker after {self.start_timeout_s:.0f} s")
 
     def _smoke_test_beside(self, model_name: str, version: str, serving: set[str]) -> None:
         token = self.api_key_file.read_text().strip() if self.api_key_file else None
@@ -420,6 +434,12 @@ class LocalTorchServe:
         raise TorchServeError(
             f"version {version} failed its smoke test before taking traffic, so {kept}: {'; '.join(result.problems)}"
         )
+
+    def loaded_versions(self, model_name: str) -> list[str]:
+        """Every version of the model that TorchServe has registered, the default and any beside it."""
+        if not self._has_model(model_name):
+            return []
+        return [entry["modelVersion"] for entry in self._management("GET", f"/models/{model_name}/all")]
 
     def _has_model(self, model_name: str) -> bool:
         return any(entry["modelName"] == model_name for entry in self.models())
@@ -439,7 +459,7 @@ class LocalTorchServe:
             cwd=self.home,
         )
         deadline = time.monotonic() + 30
-        while self.is_up() and time.monotonic() < deadline:
+        while (self.running() or self.is_up()) and time.monotonic() < deadline:
             time.sleep(0.5)
         self._front_door().stop()
 

@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from wms.gitinfo import PROJECT_ROOT
-from wms.layout import MODEL_NAME, StateLayout, default_home
+from wms.layout import MODEL_NAME, StateLayout, default_home, default_serve_port
 from wms_assets.resources import (
     Alerts,
     CodeCheckout,
@@ -66,7 +66,7 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         "training_workspace": TrainingWorkspace(checkpoint_root=str(layout.checkpoints)),
         "serving_workspace": ServingWorkspace(root=str(layout.serving)),
         "image_builder": ImageBuilder(),
-        "model_server": LocalModelServer(home=str(layout.torchserve_home)),
+        "model_server": LocalModelServer.on_port(layout.torchserve_home, default_serve_port()),
         "code": CodeCheckout(path=str(PROJECT_ROOT)),
         "drift_policy": DriftPolicy(),
         "alerts": Alerts(webhook_url=os.environ.get(ALERT_WEBHOOK_VARIABLE) or None),

@@ -1,7 +1,6 @@
 """Typed Dagster resources: thin, configurable handles on the wms library's services."""
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from wms.files import copy_atomically
 from wms.gitinfo import PROJECT_ROOT, changed_files, head_sha
 from wms.smoke import SmokeResult, smoke_test
 from wms.stages import CHART_DIR
@@ -254,6 +254,13 @@ class LocalModelServer(ReleaseTarget):
         default=8086, description="TorchServe's own inference port, behind nginx (loopback; nginx takes the next one too)."
     )
 
+    @classmethod
+    def on_port(cls, home: Path, port: int) -> "LocalModelServer":
+        """The server whose ports run on from `port` (LocalTorchServe.on_port)."""
+        server = LocalTorchServe.on_port(home, port)
+        ports = ("inference", "management", "metrics", "handler_metrics", "grpc_inference", "grpc_management", "backend")
+        return cls(home=str(home), **{f"{name}_port": getattr(server, f"{name}_port") for name in ports})
+
     def server(self) -> LocalTorchServe:
         return LocalTorchServe(
             home=Path(self.home),
@@ -274,7 +281,7 @@ class LocalModelServer(ReleaseTarget):
         server.model_store.mkdir(parents=True, exist_ok=True)
         stored = server.model_store / archive.name
         if stored.resolve() != archive.resolve():
-            shutil.copyfile(archive, stored)
+            copy_atomically(archive, stored)
         before = server.served_version(model_name)
         server.deploy(stored, model_name, version)
         return Deployment(stage, server.inference_url, before)

@@ -99,7 +99,27 @@ def test_a_version_that_fails_its_smoke_test_never_takes_traffic(serving_version
     with pytest.raises(TorchServeError, match="version 2 failed its smoke test before taking traffic, so version 1 keeps"):
         server.deploy(broken, "tiny", "2")
     assert server.predict("tiny", sample_photo())["model_version"] == "1"
-    assert [entry["modelVersion"] for entry in server._management("GET", "/models/tiny/all")] == ["1"]
+    assert server.loaded_versions("tiny") == ["1"]
+
+
+def test_a_version_left_beside_the_default_by_a_killed_deploy_is_smoke_tested_before_it_takes_traffic(
+    serving_version_1, tmp_path
+):
+    server, _ = serving_version_1
+    broken = build_archive(wrong_input_model(tmp_path / "broken.onnx"), "tiny", "2", server.model_store)
+    server._management("POST", f"/models?url={broken.name}&initial_workers=1&synchronous=true")  # where the kill came
+    with pytest.raises(TorchServeError, match="version 2 failed its smoke test before taking traffic, so version 1 keeps"):
+        server.deploy(broken, "tiny", "2")
+    assert server.predict("tiny", sample_photo())["model_version"] == "1"
+    assert server.loaded_versions("tiny") == ["1"]
+
+
+def test_a_start_cut_short_is_started_afresh_by_the_next_deploy(serving_version_1):
+    server, onnx_path = serving_version_1
+    server._front_door().stop()  # what a deploy killed between TorchServe's start and the front door's leaves
+    assert server.running() and not server.is_up()
+    server.deploy(build_archive(onnx_path, "tiny", "2", server.model_store), "tiny", "2")
+    assert server.predict("tiny", sample_photo())["model_version"] == "2"
 
 
 def test_a_new_version_answers_after_its_smoke_test_and_names_what_it_was_trained_on(serving_version_1):
