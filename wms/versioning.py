@@ -10,12 +10,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 CREDENTIAL_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden")
+STALE_UPLOAD_AGE_S = 3600
+"""DVC uploads a file to a local remote under a temporary name, then renames it: a temporary file nobody has written
+to for this long was left by a push that was killed (a live push keeps writing to its own)."""
 
 
 class DvcError(RuntimeError):
@@ -48,6 +52,7 @@ class DvcRepository:
         """
         pointer = self.pointer_path(relative)
         before = pointer.read_text() if pointer.exists() else None
+        self.prune_stale_uploads()
         try:
             self._dvc("add", "--quiet", relative)
             self._dvc("push", str(pointer.relative_to(self.root)))
@@ -58,6 +63,18 @@ class DvcRepository:
                 pointer.write_text(before)
             raise
         return self.data_version(relative)
+
+    def prune_stale_uploads(self) -> list[Path]:
+        """Remove the temporary uploads that killed pushes left in a local remote; return them. Objects are never
+        half-written (DVC renames a whole upload into place); an S3 remote has no temporary files."""
+        remote = Path(self.remote_url)
+        if "://" in self.remote_url or not remote.is_dir():
+            return []
+        cutoff = time.time() - STALE_UPLOAD_AGE_S
+        stale = [path for path in remote.glob("files/*/*/.*.tmp") if path.stat().st_mtime < cutoff]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
 
     def pull(self, relative: str) -> None:
         """Fetch a tracked folder's files from the remote into the workspace, as its pointer says."""

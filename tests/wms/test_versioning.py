@@ -1,8 +1,10 @@
+import os
 import shutil
+import time
 
 import pytest
 
-from wms.versioning import DvcError, DvcRepository
+from wms.versioning import STALE_UPLOAD_AGE_S, DvcError, DvcRepository
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +43,19 @@ def test_a_failed_push_leaves_the_pointer_as_it_was(repository, tmp_path):
         broken.track("data")
     assert repository.pointer_path("data").read_text() == pointer
     assert broken.data_version("data") == first
+
+
+def test_a_push_prunes_the_temporary_uploads_of_killed_pushes_and_leaves_a_live_ones(repository, tmp_path):
+    repository.track("data")
+    folder = next((tmp_path / "remote" / "files" / "md5").iterdir())
+    killed, live = folder / ".killed-push.tmp", folder / ".live-push.tmp"
+    for upload in (killed, live):
+        upload.write_bytes(b"half of a photo")
+    long_ago = time.time() - STALE_UPLOAD_AGE_S - 60
+    os.utime(killed, (long_ago, long_ago))
+    next((repository.root / "data" / "images").iterdir()).write_bytes(b"changed")
+    repository.track("data")
+    assert not killed.exists() and live.exists()
 
 
 def test_an_untracked_folder_has_no_version(tmp_path):
