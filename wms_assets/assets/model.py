@@ -23,6 +23,7 @@ from wms_assets.kubernetes import training_pod_tags
 from wms_assets.resources import MlflowRegistry, TrainingWorkspace
 
 TRAINING_KEY_TAG = "wms_training_key"
+REQUEST_KEY_TAG = "wms_request_key"
 RUN_ID_FILE = "mlflow_run_id"
 
 
@@ -70,7 +71,8 @@ class TrainingConfig(dg.Config):
     )
     reuse_finished_run: bool = Field(
         default=True,
-        description="Reuse a finished MLflow run with the same settings, data version and code instead of retraining.",
+        description="Reuse a finished MLflow run of the same request (these settings and start), or of the same settings "
+        "once the start is resolved, on the same data version and code, instead of retraining.",
     )
 
     def settings(self) -> TrainSettings:
@@ -106,10 +108,11 @@ class RegisteredVersion:
     model: TrainedModel
 
 
-def training_key(settings: TrainSettings, data_version: str) -> str:
+def training_key(settings: TrainSettings, data_version: str, start: str = "") -> str:
     """Same settings, same data, same library code: the same model, so its run can be reused."""
-    payload = json.dumps({"settings": settings.as_params(), "data": data_version, "code": code_fingerprint()}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    payload = {"settings": settings.as_params(), "data": data_version, "code": code_fingerprint()}
+    payload |= {"start": start} if start else {}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
 @dg.asset(group_name=GROUP_MODEL, kinds={"pytorch", "mlflow", "kubernetes"}, op_tags=training_pod_tags)
@@ -123,20 +126,25 @@ def trained_model(
     """A segmentation-models-pytorch U-Net trained on the train split and scored on the fixed test split.
 
     Every epoch is checkpointed: a training that was killed resumes from its last epoch, in the same MLflow run, and
-    one that failed after its last epoch trains nothing again: the rerun logs what its checkpoints hold.
+    one that failed after its last epoch trains nothing again: the rerun logs what its checkpoints hold. The same
+    request on the same data reuses its finished run even when the champion has moved since (a rerun after a kill
+    between promotion and release would otherwise train again, from the new champion).
     """
     registry, git_sha = mlflow.registry(), current_git_sha()
-    settings, origin = _start(context, config, dataset, registry, training_workspace)
-    key = training_key(settings, dataset.data_version)
-    previous = registry.find_finished_run(TRAINING_KEY_TAG, key) if config.reuse_finished_run else None
+    request = training_key(config.settings(), dataset.data_version, config.start)
+    previous = registry.find_finished_run(REQUEST_KEY_TAG, request) if config.reuse_finished_run else None
+    if previous is None:
+        settings, origin = _start(context, config, dataset, registry, training_workspace)
+        key = training_key(settings, dataset.data_version)
+        previous = registry.find_finished_run(TRAINING_KEY_TAG, key) if config.reuse_finished_run else None
     if previous is not None:
         context.log.info("reusing MLflow run %s: same settings, data and code", previous.info.run_id)
-        return _output(
-            _from_run(previous, settings, dataset.data_version, git_sha), mlflow, registry, {"reused_previous_run": True}
-        )
-    tags = {"dagster_run_id": context.run_id, "git_sha": git_sha, "data_version": dataset.data_version, TRAINING_KEY_TAG: key}
-    tags |= origin
+        return _output(_from_run(previous, dataset.data_version, git_sha), mlflow, registry, {"reused_previous_run": True})
+    tags = {"dagster_run_id": context.run_id, "git_sha": git_sha, "data_version": dataset.data_version}
+    tags |= {TRAINING_KEY_TAG: key, REQUEST_KEY_TAG: request, **origin}
     model, facts = _train_and_log(context, registry, dataset, settings, tags, training_workspace.checkpoints(key))
+    if "parent_version" in origin:  # its weights are in the registry: fetched again if another retrain needs them
+        training_workspace.parent_weights(origin["parent_version"]).unlink(missing_ok=True)
     return _output(model, mlflow, registry, {"reused_previous_run": False, **facts})
 
 
@@ -237,14 +245,14 @@ def _log_result(run, result: TrainingResult, data_version: str, test_pairs, chec
     return _Logged(model_uri, onnx_uri, scores, facts)
 
 
-def _from_run(run, settings: TrainSettings, data_version: str, git_sha: str) -> TrainedModel:
+def _from_run(run, data_version: str, git_sha: str) -> TrainedModel:
     scores = {key: value for key, value in run.data.metrics.items() if key.startswith("test_")}
     return TrainedModel(
         run.info.run_id,
         run.data.tags[MODEL_URI_TAG],
         run.data.tags[ONNX_URI_TAG],
-        settings.encoder,
-        settings.image_size,
+        run.data.params["encoder"],
+        int(run.data.params["image_size"]),
         data_version,
         git_sha,
         scores,
