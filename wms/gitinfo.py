@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from wms.project import PROJECT_ROOT
 
 
 class GitError(RuntimeError):

@@ -20,10 +20,10 @@ from typing import Any
 
 import helm_python as helm
 
+from wms.project import PROJECT_ROOT
 from wms.stages import CHART_DIR, RELEASE_NAME, Stage, stage
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHART = ROOT / CHART_DIR
+DEFAULT_CHART = PROJECT_ROOT / CHART_DIR
 DEFAULT_TIMEOUT_S = 600
 """Long enough for a new node, an image pull and the model's first worker; Helm rolls back when it runs out."""
 MAX_HISTORY = 10

@@ -17,7 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-PROMETHEUS_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "prometheus"
+from wms.project import MONITORING_DIR
+
+PROMETHEUS_DIR = MONITORING_DIR / "prometheus"
 TEMPLATE = PROMETHEUS_DIR / "prometheus-local.yml.template"
 RULES = PROMETHEUS_DIR / "rules.yml"
 
