@@ -20,9 +20,10 @@ fi
 
 # Images without a daemon (wms/image.py, tests/images): buildah builds, docker-registry stands in for ECR in the
 # tests, debootstrap makes a base image without any public registry. Prometheus (and promtool) for the monitoring
-# rules, their tests and `wms monitor start` on the local profile.
+# rules, their tests and `wms monitor start` on the local profile. Chromium for the tests of the page at / and the
+# screenshots in docs/ (driven by Playwright, which uses it instead of a browser of its own).
 missing=()
-for tool in buildah:buildah docker-registry:docker-registry debootstrap:debootstrap promtool:prometheus; do
+for tool in buildah:buildah docker-registry:docker-registry debootstrap:debootstrap promtool:prometheus chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -10,6 +10,7 @@ JSON error (serving/nginx.conf.template).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "serving" / "nginx.conf.template"
+from wms.layout import MODEL_NAME
+from wms.project import SERVING_DIR
+from wms.site import write_site
+
+TEMPLATE = SERVING_DIR / "nginx.conf.template"
 
 
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -30,6 +35,7 @@ class FrontDoorError(RuntimeError):
 
 def render_config(
     prefix: Path,
+    web_root: Path,
     listen_host: str,
     listen_port: int,
     upstream_port: int,
@@ -37,12 +43,15 @@ def render_config(
     daemon: bool = True,
     model: tuple[str, str] | None = None,
     torchserve_key: str | None = None,
+    workers_user: str | None = None,
 ) -> str:
-    """The nginx configuration for these ports, with its pid, logs and temp files under `prefix`.
+    """The nginx configuration for these ports, with its pid, logs and temp files under `prefix`, serving the page
+    and the API's description (wms.site) from `web_root`.
 
     `model` (name, version) goes into its JSON errors, as the handler puts it into every answer. `torchserve_key`,
     TorchServe's inference key, goes to TorchServe as its Authorization; the client's own Authorization goes on as
-    X-WMS-Authorization, which the handler checks.
+    X-WMS-Authorization, which the handler checks. `workers_user`: who nginx's workers run as, when it is started as
+    root (else nobody).
     """
     if torchserve_key is not None and not re.fullmatch(r"[A-Za-z0-9+/=_-]+", torchserve_key):
         raise ValueError("TorchServe's key must be base64: the key file may be damaged; restart the server")
@@ -56,6 +65,7 @@ def render_config(
         model_name=model[0] if model else "<model>",
         model_pattern=re.escape(model[0]) if model else "[^/]+",
         prefix=str(prefix),
+        web_root=str(web_root),
         listen_host=listen_host,
         listen_port=listen_port,
         upstream_port=upstream_port,
@@ -63,6 +73,7 @@ def render_config(
         torchserve_authorization=f"Bearer {torchserve_key}" if torchserve_key else "",
         max_body_bytes=max_body_bytes,
         daemon="on" if daemon else "off",
+        workers_user=f"user {workers_user};" if workers_user else "",
     )
 
 
@@ -81,6 +92,9 @@ def nginx_binary() -> str:
 @dataclass(frozen=True)
 class FrontDoor:
     prefix: Path
+    """Its configuration (which holds TorchServe's key), pid, logs, temp files and `web_root`."""
+    web_root: Path
+    """The page and the API's description (wms.site)."""
     listen_host: str
     listen_port: int
     upstream_port: int
@@ -111,14 +125,19 @@ class FrontDoor:
     def _write_config(self) -> None:
         for folder in ("logs", "nginx-tmp"):
             (self.prefix / folder).mkdir(parents=True, exist_ok=True)
+        write_site(self.web_root, self.model[0] if self.model else MODEL_NAME)
         rendered = render_config(
             self.prefix,
+            self.web_root,
             self.listen_host,
             self.listen_port,
             self.upstream_port,
             self.max_body_bytes,
             model=self.model,
             torchserve_key=self.torchserve_key,
+            # Started as root, nginx would run its workers as nobody, who may not enter the owner's private folders
+            # (the server's home, which holds TorchServe's key); TorchServe itself runs as root then, too.
+            workers_user="root" if os.geteuid() == 0 else None,
         )
         self.config.write_text(rendered)
         self._nginx("-t")  # a configuration nginx refuses fails here, with its reason

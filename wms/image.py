@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from wms.front_door import render_config
-from wms.torchserve import MAX_REQUEST_BYTES, SERVING_DIR
+from wms.project import SERVING_DIR
+from wms.site import write_site
+from wms.torchserve import MAX_REQUEST_BYTES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 HANDLER_MODULES = (
@@ -40,6 +42,8 @@ HANDLER_MODULES = (
 )
 """The parts of the wms package that the handler imports (numpy, Pillow, SciPy and prometheus-client; no torch)."""
 SERVING_FILES = ("Dockerfile", "config.properties", "start.sh")
+IMAGE_WEB_ROOT = Path("/home/model-server/www")
+"""Where the image keeps the page and the API's description that its front door serves (wms.site)."""
 TORCH_STAND_IN_DIR = "torch-stand-in"
 """serving/torch-stand-in: TorchServe's worker imports torch; the serving image gets this small module instead (its
 docstring says why; the image test serves a photo with it)."""
@@ -94,9 +98,17 @@ def prepare_build_context(archive: Path, model_name: str, model_version: str, de
     for source in [*(SERVING_DIR / name for name in SERVING_FILES), *sorted(SERVING_DIR.glob(REQUIREMENTS_GLOB))]:
         shutil.copy2(source, destination / source.name)
     front_door = render_config(
-        Path("/tmp/wms-front-door"), "0.0.0.0", 8080, 8086, MAX_REQUEST_BYTES, daemon=True, model=(model_name, model_version)
+        Path("/tmp/wms-front-door"),
+        IMAGE_WEB_ROOT,
+        "0.0.0.0",
+        8080,
+        8086,
+        MAX_REQUEST_BYTES,
+        daemon=True,
+        model=(model_name, model_version),
     )
     (destination / "nginx.conf").write_text(front_door)
+    write_site(destination / IMAGE_WEB_ROOT.name, model_name)
     for module in HANDLER_MODULES:
         shutil.copyfile(PACKAGE_DIR / module, destination / "python" / "wms" / module)
     shutil.copyfile(archive, destination / "model-store" / f"{model_name}.mar")

@@ -24,9 +24,9 @@ from pathlib import Path
 from wms.files import copy_atomically
 from wms.front_door import FrontDoor, FrontDoorError
 from wms.model_card import MODEL_CARD_FILE
+from wms.project import SERVING_DIR
 from wms.smoke import smoke_test
 
-SERVING_DIR = Path(__file__).resolve().parent.parent / "serving"
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """Photos from phones with 48- or 50-megapixel sensors commonly run to 8-12 MB as JPEG, more than TorchServe's
 default of 6.5 MB; 16 MiB leaves room for them, while what a body may decode to is capped separately by the
@@ -281,6 +281,7 @@ class LocalTorchServe:
         keys = self.keys()
         return FrontDoor(
             self.home / "front-door",
+            self.home / "front-door" / "www",
             self.host,
             self.inference_port,
             self.backend_port,

@@ -27,7 +27,7 @@ from tests.images.conftest import run
 from tests.photos import encode
 from wms.export import export_onnx
 from wms.front_door import render_config
-from wms.image import BuildContext, PushedImage, build_and_push, pinned_reference, prepare_build_context
+from wms.image import IMAGE_WEB_ROOT, BuildContext, PushedImage, build_and_push, pinned_reference, prepare_build_context
 from wms.model import build_unet
 from wms.torchserve import MAX_REQUEST_BYTES, build_archive
 
@@ -121,7 +121,14 @@ def serving_settings(context: Path, folder: Path, front: int, backend: int, mana
         assert count == 1, f"config.properties has no single {key}"
     properties += f"grpc_inference_port={free_port()}\ngrpc_management_port={free_port()}\n"
     nginx = render_config(
-        Path("/tmp/wms-front-door"), "127.0.0.1", front, backend, MAX_REQUEST_BYTES, daemon=True, model=(MODEL, VERSION)
+        Path("/tmp/wms-front-door"),
+        IMAGE_WEB_ROOT,
+        "127.0.0.1",
+        front,
+        backend,
+        MAX_REQUEST_BYTES,
+        daemon=True,
+        model=(MODEL, VERSION),
     )
     files = {"config.properties": properties, "nginx.conf": nginx, "api-token": TOKEN + "\n"}
     for name, text in files.items():

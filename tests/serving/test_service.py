@@ -3,12 +3,15 @@
 import http.client
 import ipaddress
 import json
+import re
 import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
 
+import jsonschema
 import numpy as np
+import openapi_spec_validator
 import pytest
 from PIL import Image
 
@@ -16,6 +19,8 @@ from tests.conftest import free_port, free_port_block
 from tests.photos import encode, mutations, png_header_only
 from wms.export import export_onnx
 from wms.model import build_unet
+from wms.project import PROJECT_ROOT as ROOT
+from wms.site import api_document
 from wms.torchserve import MAX_REQUEST_BYTES, LocalTorchServe, TorchServeError, build_archive
 
 pytestmark = pytest.mark.integration
@@ -136,7 +141,8 @@ BESIDE_THE_API = {
     "KServe v1 predict": ("POST", f"/v1/models/{MODEL}:predict", FORM, "application/x-www-form-urlencoded", 404, "not_found"),
     "KServe v2 infer": ("POST", f"/v2/models/{MODEL}/infer", FORM, "application/x-www-form-urlencoded", 404, "not_found"),
     "explanations": ("POST", f"/explanations/{MODEL}", FORM, "application/x-www-form-urlencoded", 404, "not_found"),
-    "the API description": ("OPTIONS", "/", b"", None, 404, "not_found"),
+    "TorchServe's API description": ("OPTIONS", "/", b"", None, 405, "method_not_allowed"),
+    "a form to the page": ("POST", "/", FORM, "application/x-www-form-urlencoded", 405, "method_not_allowed"),
     "GET a prediction": ("GET", f"/predictions/{MODEL}", b"", None, 405, "method_not_allowed"),
     "POST to ping": ("POST", "/ping", GOOD, "image/jpeg", 405, "method_not_allowed"),
     "a model not served": ("POST", "/predictions/nosuch", GOOD, "image/jpeg", 404, "no_such_model"),
@@ -315,3 +321,60 @@ def test_two_workers_share_one_metrics_page(tmp_path):
         assert len(writers) == 2, writers
     finally:
         served.stop()
+
+
+API = api_document()
+
+
+def documented(method: str, path: str, status: int) -> dict | None:
+    """The response the OpenAPI document gives for this request and status; None when the path is none of the API's."""
+    for template, operations in API["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path) and method.lower() in operations:
+            response = operations[method.lower()]["responses"].get(str(status))
+            assert response is not None, f"{method} {path} answered {status}, which serving/openapi.yaml does not list"
+            return API["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]] if "$ref" in response else response
+    return None
+
+
+def matches(answer, schema: dict) -> None:
+    jsonschema.Draft202012Validator({**schema, "components": API["components"]}).validate(answer)
+
+
+def test_the_openapi_document_is_valid_and_names_every_cause_the_service_gives():
+    openapi_spec_validator.validate(API)
+    sources = [ROOT / "wms" / "uploads.py", ROOT / "serving" / "handler.py", ROOT / "serving" / "nginx.conf.template"]
+    given = {cause for path in sources for cause in re.findall(r'PhotoRejected\(\s*"(\w+)"|"cause": "(\w+)"', path.read_text())}
+    given = {name for pair in given for name in pair if name}
+    assert given == set(API["components"]["schemas"]["Error"]["properties"]["cause"]["enum"])
+
+
+def test_every_answer_is_the_one_the_openapi_document_describes(server):
+    requests = [
+        ("POST", f"/predictions/{MODEL}", GOOD, "image/jpeg"),
+        ("POST", f"/predictions/{MODEL}/1", GOOD, "image/jpeg"),
+        ("GET", "/ping", b"", None),
+        *(("POST", f"/predictions/{MODEL}", body, kind) for body, kind, _, _ in [*BROKEN.values(), *FRONT_DOOR.values()]),
+        *((method, path, body, kind) for method, path, body, kind, _, _ in BESIDE_THE_API.values()),
+    ]
+    for method, path, body, content_type in requests:
+        status, _, payload = send(server, method, path, body, content_type)
+        answer, response = json.loads(payload), documented(method, path, status)
+        schema = response["content"]["application/json"]["schema"] if response else {"$ref": "#/components/schemas/Error"}
+        matches(answer, schema)
+        if status >= 400 and response:
+            assert answer["cause"] in response["x-causes"], f"{method} {path}: {status} {answer['cause']}"
+    status, answer = post(server, GOOD, token=None)
+    assert answer["cause"] in documented("POST", f"/predictions/{MODEL}", status)["x-causes"]
+
+
+def test_the_front_door_serves_the_page_the_document_and_its_reference(server):
+    status, headers, page = send(server, "GET", "/")
+    assert (status, headers["content-type"]) == (200, "text/html")
+    assert f'<meta name="wms-model" content="{MODEL}">'.encode() in page
+    assert "default-src 'self'" in headers["content-security-policy"]
+    status, headers, document = send(server, "GET", "/openapi.json")
+    assert (status, headers["content-type"], json.loads(document)) == (200, "application/json", API)
+    status, headers, reference = send(server, "GET", "/docs")
+    assert (status, headers["content-type"]) == (200, "text/html") and b"Prediction fields" in reference
+    status, headers, _ = send(server, "GET", "/openapi.yaml")
+    assert (status, headers["content-type"]) == (200, "application/yaml")

@@ -16,7 +16,7 @@ GOOD = encode(Image.new("RGB", (64, 64)), "JPEG")
 
 
 def test_the_configuration_carries_the_ports_the_limit_and_the_model(tmp_path):
-    config = render_config(tmp_path, "127.0.0.1", 9001, 9002, 1234, model=("wms-unet", "7"))
+    config = render_config(tmp_path, tmp_path / "site", "127.0.0.1", 9001, 9002, 1234, model=("wms-unet", "7"))
     assert "listen 127.0.0.1:9001;" in config and "server 127.0.0.1:9002;" in config
     assert "client_max_body_size 1234;" in config
     assert '"model": "wms-unet", "model_version": "7"}' in config
@@ -24,13 +24,13 @@ def test_the_configuration_carries_the_ports_the_limit_and_the_model(tmp_path):
 
 def test_a_model_name_that_would_break_the_configuration_is_refused(tmp_path):
     with pytest.raises(ValueError, match="must not contain"):
-        render_config(tmp_path, "127.0.0.1", 1, 2, 3, model=("it's", "1"))
+        render_config(tmp_path, tmp_path / "site", "127.0.0.1", 1, 2, 3, model=("it's", "1"))
 
 
 @pytest.mark.integration
 def test_the_front_door_answers_in_json_while_torchserve_is_down(tmp_path):
 
-    door = FrontDoor(tmp_path, "127.0.0.1", free_port(), free_port(), MAX_REQUEST_BYTES, model=(MODEL, "1"))
+    door = FrontDoor(tmp_path, tmp_path / "site", "127.0.0.1", free_port(), free_port(), MAX_REQUEST_BYTES, model=(MODEL, "1"))
     behind = replace(LocalTorchServe(tmp_path), inference_port=door.listen_port)
     door.start()
     try:

@@ -30,7 +30,7 @@ from wms.image import (
     pinned_reference,
     prepare_build_context,
 )
-from wms.torchserve import SERVING_DIR
+from wms.project import SERVING_DIR
 
 ECR_REPOSITORY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wms-serving"
 DIGEST = "sha256:" + "ab" * 32
