@@ -19,9 +19,62 @@ DAGSTER_URL_VARIABLE = "WMS_DAGSTER_URL"
 OUTSIDE_LINKS_HELP = "Count symbolic links to files outside the folder as its photos (rejected by default)."
 
 
-@click.group()
+def _print_version(context: click.Context, _parameter, wanted: bool) -> None:
+    if not wanted or context.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from wms.gitinfo import current_git_sha
+
+    click.echo(f"wms {version('wms')} (commit {current_git_sha()})")
+    context.exit()
+
+
+class WholeHelpGroup(click.Group):
+    """A command group whose list of commands gives each one's first sentence whole, wrapped, not cut with '...'."""
+
+    group_class = type
+
+    def format_commands(self, context: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(context):
+            command = self.get_command(context, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=WholeHelpGroup, context_settings={"max_content_width": 120})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the version and the commit checked out, then exit.",
+)
 def main() -> None:
-    """WMS: train, version, gate, package, deploy and monitor U-Nets for water-meter photos."""
+    """WMS: train, version, gate, package, deploy and monitor U-Nets for water-meter photos.
+
+    Results go to stdout, messages and errors to stderr. Exit codes: 0 done, 1 the work failed (a run, a check),
+    2 the command cannot do what was asked (a wrong option, a missing model or folder).
+    """
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+def status(as_json: bool) -> None:
+    """Champion and challenger, what the local TorchServe serves, the watched photos, Dagster's runs, Prometheus."""
+    if _profile() == "aws":
+        raise click.UsageError("`wms status` reads the local profile's state; on aws, the Dagster UI shows the runs")
+    import dagster as dg
+
+    from wms_assets.status import local_status
+
+    current = local_status(_prepare_state(), dg.DagsterInstance.get())
+    click.echo(json.dumps(current.as_json(), indent=2) if as_json else "\n".join(current.lines()))
 
 
 def training_options(command):
@@ -276,6 +329,8 @@ def predict(model_ref: str, input_dir: Path, output_dir: Path) -> None:
 
     if not input_dir.is_dir():
         raise click.UsageError(f"--input {input_dir} is not a folder of photos")
+    if not any(path.is_file() for path in input_dir.iterdir()):
+        raise click.UsageError(f"--input {input_dir} holds no files: give a folder of photos (JPEG, PNG, WebP or BMP)")
     try:
         segmenter = resolve_segmenter(model_ref, StateLayout(default_home()))
     except LookupError as error:

@@ -119,6 +119,18 @@ def test_the_registered_version_carries_its_model_card(stage, first_run):
     assert "test_scores passed" in version.description and "will not find the digit window" in version.description
 
 
+def test_status_tells_the_champion_what_is_served_the_data_version_and_the_runs(stage, first_run):
+    from wms_assets.status import local_status
+
+    layout, server, instance = stage
+    status = local_status(layout, instance)
+    champion = next(state for state in status.versions if state.alias == CHAMPION)
+    assert (champion.version, champion.trained_on) == ("1", "synthetic")
+    assert (status.served_version, status.inference_url) == ("1", server.server().inference_url)
+    assert status.data_version == first_run.result.output_for_node("dataset").data_version
+    assert [(run.run_id, run.status) for run in status.runs] == [(first_run.run_id, "SUCCESS")]
+
+
 def test_the_service_scores_the_test_split_as_the_registry_recorded(stage, first_run):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from served_quality import score_served

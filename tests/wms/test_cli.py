@@ -21,6 +21,35 @@ def test_rollback_without_an_earlier_champion_exits_2_and_says_why(tmp_path, mon
     assert "no earlier champion to roll back to" in result.output
 
 
+def test_version_names_the_package_and_the_commit():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("wms 0.1.0 (commit ")
+
+
+def test_status_of_a_new_state_says_what_is_missing_in_text_and_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMS_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    text = CliRunner().invoke(main, ["status"])
+    assert text.exit_code == 0, text.output
+    assert "no champion nor challenger yet" in text.output and "serving    nothing" in text.output
+    report = json.loads(CliRunner().invoke(main, ["status", "--json"]).output)
+    assert (report["versions"], report["served_version"], report["runs"], report["data_version"]) == ([], None, [], None)
+    assert report["watched"].startswith("synthetic photos")
+
+
+def test_predict_on_an_empty_folder_exits_2_and_says_so_on_stderr(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMS_HOME", str(tmp_path))
+    (tmp_path / "photos").mkdir()
+    result = CliRunner().invoke(main, ["predict", "--model", "champion", "--input", str(tmp_path / "photos"), "--output", "x"])
+    assert result.exit_code == 2 and "holds no files" in result.stderr and result.stdout == ""
+
+
+def test_every_command_s_help_is_whole():
+    for arguments in (["--help"], ["data", "--help"], ["serve", "--help"], ["models", "--help"]):
+        listing = CliRunner().invoke(main, arguments).output.split("Commands:")[1]
+        assert "..." not in listing
+
+
 def test_rollback_needs_a_reason():
     result = CliRunner().invoke(main, ["rollback"])
     assert result.exit_code == 2 and "--reason" in result.output
