@@ -8,6 +8,7 @@ from pathlib import Path
 from wms.imaging import IMAGE_SUFFIXES, UnreadableImageError, mask_to_png, read_photo
 from wms.layout import MODEL_NAME, StateLayout
 from wms.predict import Segmenter, TorchBackend, onnx_segmenter
+from wms.progress import Progress, counted
 from wms.tracking import CHAMPION, ModelRegistry
 
 
@@ -37,11 +38,13 @@ def unknown_model(model_ref: str) -> LookupError:
     )
 
 
-def predict_folder(segmenter: Segmenter, input_dir: Path, output_dir: Path) -> BatchReport:
-    """Write <stem>.png (0 and 255) for every photo in input_dir; note each file that could not be read."""
+def predict_folder(segmenter: Segmenter, input_dir: Path, output_dir: Path, on_progress: Progress | None = None) -> BatchReport:
+    """Write <stem>.png (0 and 255) for every photo in input_dir; note each file that could not be read.
+    `on_progress` hears (files done, files in all) after each file."""
     output_dir.mkdir(parents=True, exist_ok=True)
     report = BatchReport()
-    for path in sorted(p for p in input_dir.iterdir() if p.is_file()):
+    files = sorted(p for p in input_dir.iterdir() if p.is_file())
+    for path in counted(files, len(files), on_progress):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             report.failures[path.name] = f"not a photo (expected one of {', '.join(IMAGE_SUFFIXES)})"
             continue

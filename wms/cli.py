@@ -6,11 +6,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from wms.layout import DEFAULT_SERVE_PORT, MODEL_NAME, SERVE_PORT_VARIABLE, StateLayout, default_home
+from wms.progress import Progress
 from wms.stages import STAGES
 
 JOBS = {"lineage": "wms_lineage", "training": "wms_training", "staging": "wms_staging", "production": "wms_production"}
@@ -61,6 +64,23 @@ def main() -> None:
     Results go to stdout, messages and errors to stderr. Exit codes: 0 done, 1 the work failed (a run, a check),
     2 the command cannot do what was asked (a wrong option, a missing model or folder).
     """
+
+
+@contextmanager
+def _progress_bar(description: str, unit: str) -> Iterator[Progress | None]:
+    """A progress bar on stderr when it is a terminal, else nothing: stdout keeps only the results."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=description, unit=f" {unit}s", file=sys.stderr, leave=False) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+        yield advance
 
 
 @main.command()
@@ -336,7 +356,8 @@ def predict(model_ref: str, input_dir: Path, output_dir: Path) -> None:
     except LookupError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
-    report = predict_folder(segmenter, input_dir, output_dir)
+    with _progress_bar("masks", "photo") as on_progress:
+        report = predict_folder(segmenter, input_dir, output_dir, on_progress)
     for name, reason in report.failures.items():
         click.echo(f"skipped {name}: {reason}", err=True)
     click.echo(f"wrote {len(report.written)} mask(s) to {output_dir}; {len(report.failures)} file(s) skipped")
@@ -448,7 +469,8 @@ def data_validate(folder: Path, workers: int, allow_outside_links: bool) -> None
     from wms.validation import validate_folder
 
     try:
-        report = validate_folder(folder, workers=workers, allow_outside_links=allow_outside_links)
+        with _progress_bar("validation", "pair") as on_progress:
+            report = validate_folder(folder, workers=workers, allow_outside_links=allow_outside_links, on_progress=on_progress)
     except DatasetLayoutError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)

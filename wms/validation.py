@@ -23,6 +23,7 @@ from wms.annotations import Annotation, rasterize, read_annotations
 from wms.data import DatasetLayoutError, Pair
 from wms.imaging import MASK_THRESHOLD, UnreadableImageError, open_image
 from wms.metrics import iou
+from wms.progress import Progress, counted
 
 SINGLE_CHANNEL_MODES = ("1", "L", "I", "I;16", "F")
 POLYGON_AGREEMENT = 0.9
@@ -79,9 +80,14 @@ class ValidationReport:
 
 
 def validate_folder(
-    root: Path, limits: MaskLimits = MaskLimits(), workers: int = 2, allow_outside_links: bool = False
+    root: Path,
+    limits: MaskLimits = MaskLimits(),
+    workers: int = 2,
+    allow_outside_links: bool = False,
+    on_progress: Progress | None = None,
 ) -> ValidationReport:
-    """Check every entry under root/images and root/masks; list each rejected one with its reason.
+    """Check every entry under root/images and root/masks; list each rejected one with its reason. `on_progress`
+    hears (pairs checked, pairs to check) as the pairs are checked.
 
     A symbolic link to a file outside `root` is rejected unless `allow_outside_links`: the folder's version would
     otherwise change with files that nobody sees in it."""
@@ -109,7 +115,8 @@ def validate_folder(
             report.rejected.append({"file": f"images/{name}", "reason": "image has no mask (and no polygon in data.csv)"})
         else:
             candidates.append(Pair(images_dir / name, masks_dir / name, polygon))
-    _collect(report, {pair.name: pair for pair in candidates}, _check_all(candidates, limits, workers))
+    checks = counted(_check_all(candidates, limits, workers), len(candidates), on_progress)
+    _collect(report, {pair.name: pair for pair in candidates}, checks)
     return report
 
 

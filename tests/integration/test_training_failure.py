@@ -12,6 +12,7 @@ import pytest
 import wms_assets.assets.model as model_assets
 from wms.layout import MODEL_NAME, StateLayout
 from wms.tracking import CHAMPION, ModelRegistry
+from wms_assets.constants import PROGRESS_TAG
 from wms_assets.definitions import build_definitions
 from wms_assets.profiles import local_resources
 from wms_assets.resources import PromotionPolicy, RawImageSource
@@ -52,6 +53,8 @@ def test_a_training_that_failed_after_its_last_epoch_is_finished_by_the_rerun_wi
     assert failed_run.info.status == "FAILED"
     assert sorted(path.name for path in layout.checkpoints.glob("*/cycle-*/last.pt")) == ["last.pt", "last.pt"]
     assert registry.client.search_model_versions(f"name = '{MODEL_NAME}'") == []
+    progress = instance.get_run_by_id(failed.run_id).tags[PROGRESS_TAG]
+    assert progress.startswith("cycle 2/2, epoch 2/2, 0 left, about "), "the run's tag says where the training stood"
     told = [entry.user_message for entry in instance.all_logs(failed.run_id) if entry.level >= logging.ERROR]
     assert any("2 trained epochs are kept in" in message and "without training again" in message for message in told)
 

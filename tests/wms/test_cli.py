@@ -1,7 +1,16 @@
 """The `wms` commands: clear refusals, empty histories, and serving an exported model."""
 
+import contextlib
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 import urllib.request
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -42,6 +51,26 @@ def test_predict_on_an_empty_folder_exits_2_and_says_so_on_stderr(tmp_path, monk
     (tmp_path / "photos").mkdir()
     result = CliRunner().invoke(main, ["predict", "--model", "champion", "--input", str(tmp_path / "photos"), "--output", "x"])
     assert result.exit_code == 2 and "holds no files" in result.stderr and result.stdout == ""
+
+
+def test_validate_shows_a_progress_bar_on_a_terminal_and_keeps_its_json_clean(synthetic_root):
+    terminal, its_side = pty.openpty()
+    fcntl.ioctl(its_side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("wms")), "data", "validate", str(synthetic_root)],
+        stdout=subprocess.PIPE,
+        stderr=its_side,
+    )
+    os.close(its_side)
+    shown = ""
+    with contextlib.suppress(OSError):  # EIO once the command has ended and all it wrote was read
+        while chunk := os.read(terminal, 1 << 16):
+            shown += chunk.decode(errors="replace")
+    os.close(terminal)
+    completed = subprocess.CompletedProcess(process.args, process.wait(timeout=600), process.stdout.read())
+    assert completed.returncode == 0
+    assert json.loads(completed.stdout)["valid"] == 48
+    assert "validation" in shown and "48/48" in shown
 
 
 def test_every_command_s_help_is_whole():

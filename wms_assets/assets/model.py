@@ -13,12 +13,13 @@ from wms.export import export_onnx
 from wms.gitinfo import current_git_sha
 from wms.model_card import ORIGIN_TAGS
 from wms.predict import Segmenter, TorchBackend
+from wms.progress import EpochProgress
 from wms.report import markdown_image, prediction_sheet, worst_cases_sheet
 from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes
 from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, settings_for, train
 from wms.warm_start import AUTO, Parent, scratch_reason
 from wms_assets.assets.data import VersionedDataset
-from wms_assets.constants import GROUP_MODEL, RUN_REASON_TAG
+from wms_assets.constants import GROUP_MODEL, PROGRESS_TAG, RUN_REASON_TAG
 from wms_assets.kubernetes import training_pod_tags
 from wms_assets.resources import MlflowRegistry, TrainingWorkspace
 
@@ -194,9 +195,13 @@ def _train_and_log(context, registry, dataset: VersionedDataset, settings: Train
         checkpoints.mkdir(parents=True, exist_ok=True)
         run_id_file.write_text(run.run_id)
 
+        progress = EpochProgress(settings.epochs, len(settings.schedule()))
+
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             run.log_epoch(epoch, metrics)
-            context.log.info("epoch %d/%d %s", epoch, settings.epochs, {k: round(v, 4) for k, v in metrics.items()})
+            place = progress.after(epoch, int(metrics.get("cycle", 1)))
+            context.log.info("%s %s", place, {k: round(v, 4) for k, v in metrics.items()})
+            context.instance.add_run_tags(context.run_id, {PROGRESS_TAG: place})  # the Runs page shows it live
 
         splits = {split: dataset.pairs(split) for split in dataset.splits}
         result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints)
