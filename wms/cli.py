@@ -267,33 +267,50 @@ def models() -> None:
 
 
 @models.command("history")
-def models_history() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the history and the versions as one JSON object.")
+def models_history(as_json: bool) -> None:
     """Which version was champion when, and why the champion moved; then every version's aliases and gate results."""
+    from dataclasses import asdict
+
     from wms.model_card import notice
-    from wms.tracking import ARCHIVED_TAG, CHAMPION, gate_outcomes
+    from wms.tracking import ARCHIVED_TAG, CHAMPION, gate_outcomes, history_table
     from wms_assets.run import champion_registry
 
     _prepare_state()
     registry = champion_registry()
     if registry.finish_interrupted_move():
-        click.echo("finished recording a champion move that was cut short (see the last line of the history)")
+        click.echo("finished recording a champion move that was cut short (see the history's newest line)", err=True)
     events = registry.champion_history()
-    if not events:
-        click.echo(f"{registry.model_name} has had no champion yet")
-    for event in events:
-        replaced = f" (was {event.previous})" if event.previous else ""
-        click.echo(f"{event.time}  {event.action:<8}  champion = version {event.version}{replaced}: {event.reason}")
-    click.echo("")
     aliases_of = registry.aliases_by_version()
-    for version in sorted(registry.client.search_model_versions(f"name = '{registry.model_name}'"), key=lambda v: int(v.version)):
-        aliases = ", ".join(sorted(aliases_of.get(str(version.version), []))) or "-"
-        gates = [f"{name} {outcome.split(':')[0]}" for name, outcome in gate_outcomes(version.tags).items()]
-        archived = f"  archived: {version.tags[ARCHIVED_TAG]}" if ARCHIVED_TAG in version.tags else ""
-        iou, gate_list = version.tags.get("test_mean_iou", "?"), ", ".join(sorted(gates)) or "-"
-        origin = f"  trained on {version.tags.get('trained_on', 'unknown')}"
-        if "parent_version" in version.tags:
-            origin += f", fine-tuned from version {version.tags['parent_version']}"
-        click.echo(f"version {version.version:>3}  aliases: {aliases:<22} test IoU {iou}  gates: {gate_list}{origin}{archived}")
+    registered = registry.client.search_model_versions(f"name = '{registry.model_name}'")
+    versions = [
+        {
+            "version": str(version.version),
+            "aliases": sorted(aliases_of.get(str(version.version), [])),
+            "test_mean_iou": version.tags.get("test_mean_iou"),
+            "gates": {name: outcome.split(":")[0] for name, outcome in gate_outcomes(version.tags).items()},
+            "trained_on": version.tags.get("trained_on", "unknown"),
+            "parent_version": version.tags.get("parent_version"),
+            "archived": version.tags.get(ARCHIVED_TAG),
+        }
+        for version in sorted(registered, key=lambda v: int(v.version))
+    ]
+    if as_json:
+        click.echo(json.dumps({"history": [asdict(event) for event in events], "versions": versions}, indent=2))
+        return
+    click.echo(history_table(events) if events else f"{registry.model_name} has had no champion yet")
+    click.echo("")
+    for version in versions:
+        aliases = ", ".join(version["aliases"]) or "-"
+        gate_list = ", ".join(f"{name} {outcome}" for name, outcome in sorted(version["gates"].items())) or "-"
+        origin = f"  trained on {version['trained_on']}"
+        if version["parent_version"]:
+            origin += f", fine-tuned from version {version['parent_version']}"
+        archived = f"  archived: {version['archived']}" if version["archived"] else ""
+        iou = version["test_mean_iou"] or "?"
+        click.echo(
+            f"version {version['version']:>3}  aliases: {aliases:<22} test IoU {iou}  gates: {gate_list}{origin}{archived}"
+        )
     champion = registry.version_by_alias(CHAMPION)
     warning = notice(champion.tags.get("trained_on")) if champion else None
     if warning:

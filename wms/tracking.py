@@ -26,6 +26,9 @@ EVENT_TAG_PREFIX = "champion_event."
 """Tags of the registered model, one per move of `champion`, numbered: the champion's history."""
 MODEL_URI_TAG = "wms_model_uri"
 ONNX_URI_TAG = "wms_onnx_uri"
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+"""The tag MLflow 3's UI reads to open an experiment as classic ML (runs, metrics, models), not as GenAI (traces)."""
+MODEL_DESCRIPTION = "U-Net that finds the digit window of water meters"
 GATE_TAG_PREFIX = "gate."
 """Tags of a version, one per blocking gate: `gate.<name>` = 'passed: ...' or 'failed: ...'."""
 
@@ -49,6 +52,17 @@ class ChampionEvent:
     @property
     def tag_key(self) -> str:
         return f"{EVENT_TAG_PREFIX}{self.sequence:06d}"
+
+
+def history_table(events: list[ChampionEvent]) -> str:
+    """The champion's history as a Markdown table, newest first (the registered model's page in MLflow shows it)."""
+    rows = [
+        f"| {event.sequence} | {event.time} | {event.action} | {event.version} | {event.previous or '-'} | "
+        f"{event.reason.replace('|', '/')} |"
+        for event in reversed(events)
+    ]
+    header = "| # | when (UTC) | move | champion | was | why |\n|---|---|---|---|---|---|"
+    return "\n".join(["## Champion history", "", header, *rows])
 
 
 def champion_stack(events: list[ChampionEvent]) -> list[str]:
@@ -120,8 +134,11 @@ class ModelRegistry:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     @contextmanager
-    def training_run(self, params: dict, tags: dict[str, str], resume_run_id: str | None = None) -> Iterator[TrainingRun]:
-        """Start an MLflow run in the project's experiment, or resume an unfinished one (a training that was killed).
+    def training_run(
+        self, params: dict, tags: dict[str, str], resume_run_id: str | None = None, name: str | None = None
+    ) -> Iterator[TrainingRun]:
+        """Start an MLflow run (called `name`) in the project's experiment, or resume an unfinished one (a training
+        that was killed).
 
         The run ends when the block ends: FINISHED, or FAILED on an error.
         """
@@ -129,7 +146,9 @@ class ModelRegistry:
         mlflow.set_registry_uri(self.tracking_uri)
         experiment_id = self._experiment_id()
         resumable = resume_run_id if resume_run_id and self._is_unfinished(resume_run_id) else None
-        with mlflow.start_run(run_id=resumable, experiment_id=None if resumable else experiment_id, tags=tags) as run:
+        with mlflow.start_run(
+            run_id=resumable, experiment_id=None if resumable else experiment_id, tags=tags, run_name=None if resumable else name
+        ) as run:
             if resumable is None:
                 mlflow.log_params(params)
             yield TrainingRun(run_id=run.info.run_id)
@@ -148,9 +167,14 @@ class ModelRegistry:
 
     def _experiment_id(self) -> str:
         experiment = self.client.get_experiment_by_name(self.experiment_name)
-        if experiment is not None:
-            return experiment.experiment_id
-        return self.client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+        if experiment is None:
+            return self.client.create_experiment(
+                self.experiment_name, artifact_location=self.artifact_location, tags=EXPERIMENT_KIND
+            )
+        for key, value in EXPERIMENT_KIND.items():
+            if experiment.tags.get(key) != value:  # made before the kind was set, or guessed by MLflow
+                self.client.set_experiment_tag(experiment.experiment_id, key, value)
+        return experiment.experiment_id
 
     def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
         """Register a logged model as a new version of the model, tagged, with the alias `challenger`; return the version."""
@@ -158,7 +182,7 @@ class ModelRegistry:
         try:
             client.get_registered_model(self.model_name)
         except MlflowException:
-            client.create_registered_model(self.model_name, description="U-Net that finds the digit window of water meters")
+            client.create_registered_model(self.model_name, description=MODEL_DESCRIPTION)
         # An MLflow 3 logged model (models:/m-...) must be named by its id: a tracking server refuses it otherwise.
         model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         version = client.create_model_version(self.model_name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id)
@@ -235,6 +259,9 @@ class ModelRegistry:
         return self._record_champion_move(action, version, last.version if last else None, note)
 
     def _tag_the_move(self, event: ChampionEvent) -> None:
+        """The archive tags of a move, and the champion's history as a table in the model's description."""
+        history = self.champion_history()
+        self.client.update_registered_model(self.model_name, description=f"{MODEL_DESCRIPTION}\n\n{history_table(history)}")
         if event.previous is not None and event.previous != event.version:
             tags = self.client.get_model_version(self.model_name, event.previous).tags
             if ARCHIVED_TAG not in tags:

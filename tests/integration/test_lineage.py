@@ -2,6 +2,7 @@
 
 import base64
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def test_the_registered_version_carries_its_model_card(stage, first_run):
     assert version.tags["trained_on"] == "synthetic"
     assert version.tags["start"].startswith("from scratch: there is no champion")
     assert "test_scores passed" in version.description and "will not find the digit window" in version.description
+    run_name = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME).client.get_run(version.run_id).info.run_name
+    assert run_name.startswith(f"demo, from scratch, data {version.tags['data_version'][:8]}, 20")
 
 
 def test_status_tells_the_champion_what_is_served_the_data_version_and_the_runs(stage, first_run):
@@ -227,5 +230,9 @@ def test_rollback_returns_to_the_previous_champion_and_the_release_follows(stage
     monkeypatch.setenv("WMS_HOME", str(layout.home))
     shown = CliRunner().invoke(main, ["models", "history"])
     assert shown.exit_code == 0, shown.output
-    assert f"rollback  champion = version {back_to} (was {newest}): misreads night photos" in shown.output
+    assert f"| rollback | {back_to} | {newest} | misreads night photos |" in shown.output
+    history = json.loads(CliRunner().invoke(main, ["models", "history", "--json"]).output)["history"]
+    assert (history[-1]["action"], history[-1]["version"], history[-1]["previous"]) == ("rollback", back_to, newest)
+    description = registry.client.get_registered_model(MODEL_NAME).description
+    assert f"| rollback | {back_to} | {newest} | misreads night photos |" in description, "the history, in MLflow's UI"
     assert f"version {int(back_to):>3}  aliases: champion" in shown.output

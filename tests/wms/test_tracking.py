@@ -64,6 +64,24 @@ def test_champion_moves_are_recorded_and_the_replaced_version_archived(registry,
     assert "replaced by version" in registry.client.get_model_version("test-unet", first).tags[ARCHIVED_TAG]
 
 
+def test_the_history_reads_as_a_table_in_the_model_s_description(registry, logged):
+    run_id, uri = logged
+    first, second = registry.register(uri, run_id, {}), registry.register(uri, run_id, {})
+    registry.promote(first, reason="first | pass")
+    registry.promote(second, reason="better IoU")
+    description = registry.client.get_registered_model("test-unet").description
+    newest, older = description.index(f"| promote | {second} | {first} | better IoU |"), description.index("first / pass")
+    assert description.startswith("U-Net that finds") and "## Champion history" in description and newest < older
+
+
+def test_the_experiment_is_a_classic_ml_one_and_runs_carry_their_names(registry, logged):
+    experiment = registry.client.get_experiment_by_name(registry.experiment_name)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    with registry.training_run({"image_size": 64}, {}, name="demo, from scratch, data abc, 2026-12-04 17:06") as run:
+        pass
+    assert registry.client.get_run(run.run_id).info.run_name == "demo, from scratch, data abc, 2026-12-04 17:06"
+
+
 def test_rollback_returns_to_the_previous_champion_and_archives_the_current(registry, logged):
     run_id, uri = logged
     first, second, third = (registry.register(uri, run_id, {}) for _ in range(3))

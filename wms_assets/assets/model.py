@@ -4,6 +4,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -187,11 +188,18 @@ def champion_parent(registry) -> Parent | None:
     return Parent(str(champion.version), champion.tags.get("encoder", ""), size, champion.tags.get("data_version", ""))
 
 
+def run_name(origin: dict, data_version: str) -> str:
+    """What the MLflow run is, for the runs list: 'demo, fine-tune of v3, data 1a2b3c4d, 2026-12-04 17:06'."""
+    start = f"fine-tune of v{origin['parent_version']}" if "parent_version" in origin else "from scratch"
+    return f"{origin.get('preset', 'custom')}, {start}, data {data_version[:8]}, {datetime.now(UTC):%Y-%m-%d %H:%M}"
+
+
 def _train_and_log(context, registry, dataset: VersionedDataset, settings: TrainSettings, tags: dict, checkpoints: Path):
     """Train inside an MLflow run, resuming the run of a killed training; return the model and facts for the UI."""
     run_id_file = checkpoints / RUN_ID_FILE
     resume_run_id = run_id_file.read_text().strip() if run_id_file.exists() else None
-    with registry.training_run(settings.as_params(), tags, resume_run_id=resume_run_id) as run:
+    name = run_name(tags, dataset.data_version)
+    with registry.training_run(settings.as_params(), tags, resume_run_id=resume_run_id, name=name) as run:
         checkpoints.mkdir(parents=True, exist_ok=True)
         run_id_file.write_text(run.run_id)
 
