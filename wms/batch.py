@@ -7,8 +7,9 @@ from pathlib import Path
 
 from wms.imaging import IMAGE_SUFFIXES, UnreadableImageError, mask_to_png, read_photo
 from wms.layout import MODEL_NAME, StateLayout
-from wms.predict import Segmenter, TorchBackend, onnx_segmenter
+from wms.predict import Segmenter, TorchBackend, onnx_segmenter, window_polygon
 from wms.progress import Progress, counted
+from wms.report import answer_overlay
 from wms.tracking import CHAMPION, ModelRegistry
 
 
@@ -38,10 +39,19 @@ def unknown_model(model_ref: str) -> LookupError:
     )
 
 
-def predict_folder(segmenter: Segmenter, input_dir: Path, output_dir: Path, on_progress: Progress | None = None) -> BatchReport:
-    """Write <stem>.png (0 and 255) for every photo in input_dir; note each file that could not be read.
-    `on_progress` hears (files done, files in all) after each file."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+def predict_folder(
+    segmenter: Segmenter,
+    input_dir: Path,
+    output_dir: Path,
+    on_progress: Progress | None = None,
+    overlay_dir: Path | None = None,
+) -> BatchReport:
+    """Write <stem>.png (0 and 255) for every photo in input_dir, and into `overlay_dir` when given <stem>.jpg, the
+    photo with its window drawn on it; note each file that could not be read. `on_progress` hears (files done, files
+    in all) after each file."""
+    for folder in (output_dir, overlay_dir):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
     report = BatchReport()
     files = sorted(p for p in input_dir.iterdir() if p.is_file())
     for path in counted(files, len(files), on_progress):
@@ -49,11 +59,14 @@ def predict_folder(segmenter: Segmenter, input_dir: Path, output_dir: Path, on_p
             report.failures[path.name] = f"not a photo (expected one of {', '.join(IMAGE_SUFFIXES)})"
             continue
         try:
-            mask = segmenter.mask(read_photo(path))
+            photo = read_photo(path)
+            mask = segmenter.mask(photo)
         except UnreadableImageError as error:
             report.failures[path.name] = str(error)
             continue
         target = output_dir / f"{path.stem}.png"
         target.write_bytes(mask_to_png(mask))
         report.written.append(target)
+        if overlay_dir is not None:
+            answer_overlay(photo, mask, window_polygon(mask)).save(overlay_dir / f"{path.stem}.jpg", quality=90)
     return report

@@ -360,7 +360,13 @@ def _photos_label(trained_on: str) -> str:
 )
 @click.option("--input", "input_dir", required=True, type=click.Path(path_type=Path), help="Folder of photos.")
 @click.option("--output", "output_dir", required=True, type=click.Path(path_type=Path), help="Folder for the PNG masks.")
-def predict(model_ref: str, input_dir: Path, output_dir: Path) -> None:
+@click.option(
+    "--overlay",
+    "overlay_dir",
+    type=click.Path(path_type=Path),
+    help="Folder for each photo with its window drawn on it (tinted and outlined), as <stem>.jpg.",
+)
+def predict(model_ref: str, input_dir: Path, output_dir: Path, overlay_dir: Path | None) -> None:
     """Write a 0/255 PNG mask, the size of the EXIF-turned photo, for each photo in a folder."""
     from wms.batch import predict_folder, resolve_segmenter
 
@@ -374,7 +380,7 @@ def predict(model_ref: str, input_dir: Path, output_dir: Path) -> None:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
     with _progress_bar("masks", "photo") as on_progress:
-        report = predict_folder(segmenter, input_dir, output_dir, on_progress)
+        report = predict_folder(segmenter, input_dir, output_dir, on_progress, overlay_dir)
     for name, reason in report.failures.items():
         click.echo(f"skipped {name}: {reason}", err=True)
     click.echo(f"wrote {len(report.written)} mask(s) to {output_dir}; {len(report.failures)} file(s) skipped")

@@ -8,37 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from tests.conftest import REAL_DATA, free_port, free_port_block
-from wms.export import export_onnx
+from tests.models import centre_window_onnx
 from wms.smoke import sample_photo
 from wms.torchserve import LocalTorchServe, build_archive
 
 pytestmark = pytest.mark.integration
-MODEL, SIDE = "wms-unet", 64
+MODEL = "wms-unet"
 OUTLINE = (255, 45, 122)
 """The outline's colour on the page (serving/web/app.js)."""
-
-
-class CentreWindow(torch.nn.Module):
-    """A model that finds a window in the middle of every photo: the page's drawing, not a model, is under test."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        logits = torch.full((1, 1, SIDE, SIDE), -8.0)
-        logits[..., SIDE // 3 : 2 * SIDE // 3, SIDE // 4 : 3 * SIDE // 4] = 8.0
-        self.register_buffer("window", logits)
-
-    def forward(self, x):
-        return self.window.expand(x.shape[0], -1, -1, -1) + 0 * x[:, :1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("page")
-    onnx_path = export_onnx(CentreWindow(), SIDE, folder / "model.onnx", {})
+    onnx_path = centre_window_onnx(folder / "model.onnx")
     served = replace(LocalTorchServe.on_port(folder / "home", free_port_block(8)), worker_port=free_port())
     served.start(build_archive(onnx_path, MODEL, "7", served.model_store, trained_on="synthetic"))
     yield served
