@@ -71,3 +71,13 @@ def test_an_unknown_profile_is_refused(monkeypatch):
     monkeypatch.setenv("WMS_PROFILE", "mars")
     with pytest.raises(ValueError, match="use one of local, aws"):
         current_profile()
+
+
+def test_every_asset_check_sensor_and_job_says_what_it_is():
+    repository = defs.get_repository_def()
+    graph = repository.asset_graph
+    silent = [node.key.to_user_string() for node in graph.asset_nodes if not node.description]
+    silent += [key.name for key in graph.asset_check_keys if not graph.get_check_spec(key).description]
+    silent += [sensor.name for sensor in repository.sensor_defs if not sensor.description]
+    silent += [job.name for job in repository.get_all_jobs() if not job.name.startswith("__") and not job.description]
+    assert silent == [], "the Dagster UI shows these without a description"
