@@ -1,0 +1,140 @@
+"""Screenshots for docs/images: the page to try a photo, the Dagster UI on the trained model, MLflow's champion page.
+
+Run after `make demo` (a champion, served on 127.0.0.1): `.venv/bin/python scripts/screenshots.py`. It starts the
+Dagster webserver and the MLflow UI on free ports for the local state, drives Debian's Chromium with Playwright, and
+stops what it started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from wms.layout import MODEL_NAME, StateLayout, default_home
+from wms.project import PROJECT_ROOT
+from wms.smoke import sample_photo
+from wms.torchserve import LocalTorchServe
+from wms.tracking import CHAMPION, ModelRegistry
+
+OUTPUT = PROJECT_ROOT / "docs" / "images"
+REAL_PHOTOS = PROJECT_ROOT.parent / "shared" / "data" / "water-meters" / "images"
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def background(command: list[str], url: str, ready_path: str, env: dict[str, str], log: Path):
+    """A process serving `url` (once `url + ready_path` answers), stopped when the block ends."""
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url + ready_path, timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{command[0]} did not answer at {url}: see {log}") from None
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=60)
+
+
+def dismiss(page, control) -> None:
+    """Click what a first visit shows, if it shows up."""
+    from playwright.sync_api import TimeoutError as NotShown
+
+    try:
+        control.first.click(timeout=10_000)
+        page.wait_for_timeout(1000)
+    except NotShown:
+        pass
+
+
+def a_photo(folder: Path) -> Path:
+    real = sorted(REAL_PHOTOS.glob("*.jpg"))[:1] if REAL_PHOTOS.is_dir() else []
+    if real:
+        return real[0]
+    path = folder / "meter.jpg"
+    path.write_bytes(sample_photo())
+    return path
+
+
+def main() -> None:
+    layout = StateLayout(default_home())
+    server = LocalTorchServe.of_home(layout.torchserve_home)
+    champion = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME).version_by_alias(CHAMPION)
+    if champion is None or not server.is_up():
+        raise SystemExit("no champion served: run `make demo` first")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    logs = layout.home / "screenshots"
+    logs.mkdir(exist_ok=True)
+    venv = Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(layout.dagster_home)}
+    dagster_port, mlflow_port = free_port(), free_port()
+    dagster = [
+        str(venv / "dagster-webserver"),
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(dagster_port),
+    ]
+    mlflow = [
+        str(venv / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        layout.mlflow_tracking_uri,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(mlflow_port),
+    ]
+    from playwright.sync_api import sync_playwright
+
+    with (
+        background(dagster, f"http://127.0.0.1:{dagster_port}", "/server_info", env, logs / "dagster.log") as dagster_url,
+        background(mlflow, f"http://127.0.0.1:{mlflow_port}", "/health", env, logs / "mlflow.log") as mlflow_url,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium")
+        page = browser.new_page(viewport=VIEWPORT)
+
+        page.goto(f"{server.inference_url}/")
+        page.set_input_files("#photo", str(a_photo(logs)))
+        page.wait_for_selector("#answer:not([hidden])")
+        page.screenshot(path=str(OUTPUT / "page.jpg"), full_page=True, quality=80)  # a photo: JPEG is a third
+
+        page.goto(f"{dagster_url}/assets/trained_model")
+        page.get_by_text("trained_model").first.wait_for(timeout=60_000)
+        dismiss(page, page.get_by_role("button", name="Skip"))  # the first visit's newsletter dialog
+        page.screenshot(path=str(OUTPUT / "dagster-trained-model.png"))
+
+        page.goto(f"{mlflow_url}/#/models/{MODEL_NAME}/versions/{champion.version}")
+        page.get_by_text(f"Version {champion.version}").first.wait_for(timeout=60_000)
+        dismiss(page, page.get_by_text("Model training", exact=True))  # the classic ML view, not GenAI's
+        dismiss(page, page.get_by_role("button", name="Close"))  # the assistant panel
+        page.screenshot(path=str(OUTPUT / "mlflow-champion-version.png"), full_page=True)
+        browser.close()
+    for name in ("page.jpg", "dagster-trained-model.png", "mlflow-champion-version.png"):
+        print(OUTPUT / name)
+
+
+if __name__ == "__main__":
+    main()
