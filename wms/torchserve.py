@@ -23,6 +23,7 @@ from pathlib import Path
 
 from wms.files import copy_atomically
 from wms.front_door import FrontDoor, FrontDoorError
+from wms.layout import default_serve_port
 from wms.model_card import MODEL_CARD_FILE
 from wms.project import SERVING_DIR
 from wms.smoke import smoke_test
@@ -149,10 +150,10 @@ class LocalTorchServe:
 
     @classmethod
     def of_home(cls, home: Path) -> LocalTorchServe:
-        """The server as last configured in `home` (its config.properties), or the default one."""
+        """The server as last configured in `home` (its config.properties), or the one on $WMS_SERVE_PORT's ports."""
         config = home / "config.properties"
         if not config.exists():
-            return cls(home=home)
+            return cls.on_port(home, default_serve_port())
         entries = dict(line.lstrip("# ").split("=", 1) for line in config.read_text().splitlines() if "=" in line)
 
         def port(address_key: str) -> int:

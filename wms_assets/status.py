@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from wms.layout import MODEL_NAME, StateLayout
-from wms.torchserve import LocalTorchServe
+from wms.torchserve import LocalTorchServe, TorchServeError
 from wms.tracking import CHALLENGER, CHAMPION, ModelRegistry
 from wms.versioning import DvcError, pointer_version
 from wms.watched import WatchedSourceError, read_watched
@@ -83,7 +83,11 @@ def local_status(layout: StateLayout, instance: dg.DagsterInstance, prometheus_u
     status = Status(MODEL_NAME, prometheus_url=prometheus_url)
     _read_versions(status, ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME))
     server = LocalTorchServe.of_home(layout.torchserve_home)
-    status.served_version, status.inference_url = server.served_version(MODEL_NAME), server.inference_url
+    status.inference_url = server.inference_url
+    try:
+        status.served_version = server.served_version(MODEL_NAME)
+    except TorchServeError as error:  # another state's server on these ports: it refuses this state's (absent) key
+        status.problems.append(f"what {server.inference_url} serves: {error}")
     try:
         status.watched = read_watched(layout.watched_source).describe()
     except WatchedSourceError as error:

@@ -37,6 +37,7 @@ def test_version_names_the_package_and_the_commit():
 
 def test_status_of_a_new_state_says_what_is_missing_in_text_and_json(tmp_path, monkeypatch):
     monkeypatch.setenv("WMS_HOME", str(tmp_path))
+    monkeypatch.setenv("WMS_SERVE_PORT", str(free_port_block(8)))  # not the ports of a server this machine runs
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     text = CliRunner().invoke(main, ["status"])
     assert text.exit_code == 0, text.output
