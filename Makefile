@@ -22,8 +22,11 @@ lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-ui: install ## Open the Dagster UI and start its daemon (sensors) on the local state (http://127.0.0.1:3000)
+ui: install ## Open the Dagster UI with its daemon (http://127.0.0.1:3000) and, for its images and links, the MLflow UI
 	$(VENV)/bin/wms data show
+	@mkdir -p .wms/mlflow
+	@setsid $(MAKE) --no-print-directory mlflow-ui > .wms/mlflow/ui.log 2>&1 & mlflow=$$!; \
+	trap 'kill -- -$$mlflow 2>/dev/null' EXIT; \
 	DAGSTER_HOME=$(CURDIR)/.wms/dagster $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 mlflow-ui: install ## Open the MLflow UI on the local state (http://127.0.0.1:5000)

@@ -1,8 +1,8 @@
 """Screenshots for docs/images: the page to try a photo, the Dagster UI on the trained model, MLflow's champion page.
 
 Run after `make demo` (a champion, served on 127.0.0.1): `.venv/bin/python scripts/screenshots.py`. It starts the
-Dagster webserver and the MLflow UI on free ports for the local state, drives Debian's Chromium with Playwright, and
-stops what it started.
+Dagster webserver on a free port and the MLflow UI on the address the Dagster metadata links to (its images come
+from there) unless one answers there already, drives Debian's Chromium with Playwright, and stops what it started.
 """
 
 from __future__ import annotations
@@ -16,16 +16,22 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from wms.layout import MODEL_NAME, StateLayout, default_home
 from wms.project import PROJECT_ROOT
 from wms.smoke import sample_photo
 from wms.torchserve import LocalTorchServe
 from wms.tracking import CHAMPION, ModelRegistry
+from wms_assets.resources import MlflowRegistry
 
 OUTPUT = PROJECT_ROOT / "docs" / "images"
 REAL_PHOTOS = PROJECT_ROOT.parent / "shared" / "data" / "water-meters" / "images"
 VIEWPORT = {"width": 1280, "height": 900}
+WIDE = {"width": 1680, "height": 1000}
+MLFLOW_UI = MlflowRegistry.model_fields["ui_url"].default
+"""The MLflow UI the local profile's Dagster metadata links to: its images load from there."""
+SHOTS = ("page.jpg", "dagster-lineage.png", "dagster-trained-model.png", "mlflow-runs.png", "mlflow-champion-version.png")
 
 
 def free_port() -> int:
@@ -35,24 +41,32 @@ def free_port() -> int:
 
 
 @contextmanager
-def background(command: list[str], url: str, ready_path: str, env: dict[str, str], log: Path):
-    """A process serving `url` (once `url + ready_path` answers), stopped when the block ends."""
+def background(command: list[str], url: str, ready_path: str, env: dict[str, str], log: Path, reuse: bool = False):
+    """A process serving `url` (once `url + ready_path` answers), stopped when the block ends; with `reuse`, one that
+    answers there already is used as it is."""
+    if reuse and answers(url + ready_path):
+        yield url
+        return
     with open(log, "wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(url + ready_path, timeout=2)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{command[0]} did not answer at {url}: see {log}") from None
-                time.sleep(1)
+        while not answers(url + ready_path):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{command[0]} did not answer at {url}: see {log}")
+            time.sleep(1)
         yield url
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=60)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def dismiss(page, control) -> None:
@@ -86,7 +100,7 @@ def main() -> None:
     logs.mkdir(exist_ok=True)
     venv = Path(sys.executable).parent
     env = {**os.environ, "DAGSTER_HOME": str(layout.dagster_home)}
-    dagster_port, mlflow_port = free_port(), free_port()
+    dagster_port = free_port()
     dagster = [
         str(venv / "dagster-webserver"),
         "-w",
@@ -96,21 +110,14 @@ def main() -> None:
         "-p",
         str(dagster_port),
     ]
-    mlflow = [
-        str(venv / "mlflow"),
-        "ui",
-        "--backend-store-uri",
-        layout.mlflow_tracking_uri,
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(mlflow_port),
-    ]
+    mlflow_ui = urlsplit(MLFLOW_UI)
+    mlflow = [str(venv / "mlflow"), "ui", "--backend-store-uri", layout.mlflow_tracking_uri]
+    mlflow += ["-h", mlflow_ui.hostname, "-p", str(mlflow_ui.port)]
     from playwright.sync_api import sync_playwright
 
     with (
         background(dagster, f"http://127.0.0.1:{dagster_port}", "/server_info", env, logs / "dagster.log") as dagster_url,
-        background(mlflow, f"http://127.0.0.1:{mlflow_port}", "/health", env, logs / "mlflow.log") as mlflow_url,
+        background(mlflow, MLFLOW_UI, "/health", env, logs / "mlflow.log", reuse=True) as mlflow_url,
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium")
@@ -121,18 +128,34 @@ def main() -> None:
         page.wait_for_selector("#answer:not([hidden])")
         page.screenshot(path=str(OUTPUT / "page.jpg"), full_page=True, quality=80)  # a photo: JPEG is a third
 
-        page.goto(f"{dagster_url}/assets/trained_model")
+        page.goto(f"{dagster_url}/asset-groups")
         page.get_by_text("trained_model").first.wait_for(timeout=60_000)
         dismiss(page, page.get_by_role("button", name="Skip"))  # the first visit's newsletter dialog
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(OUTPUT / "dagster-lineage.png"))
+
+        page.set_viewport_size(WIDE)  # the metadata cell of the sheet is a third of the window's width
+        page.goto(f"{dagster_url}/assets/trained_model")
+        page.get_by_text("worst_test_cases", exact=True).first.wait_for(timeout=60_000)
+        page.get_by_role("img", name="worst test cases, from MLflow").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        page.get_by_text("mlflow_run", exact=True).first.evaluate("row => row.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(1000)
         page.screenshot(path=str(OUTPUT / "dagster-trained-model.png"))
+
+        page.set_viewport_size(VIEWPORT)
+        page.goto(ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME).runs_by_score_url(mlflow_url))
+        page.get_by_text("test_mean_iou").first.wait_for(timeout=60_000)
+        dismiss(page, page.get_by_role("button", name="Close"))  # the assistant panel
+        page.screenshot(path=str(OUTPUT / "mlflow-runs.png"))
 
         page.goto(f"{mlflow_url}/#/models/{MODEL_NAME}/versions/{champion.version}")
         page.get_by_text(f"Version {champion.version}").first.wait_for(timeout=60_000)
         dismiss(page, page.get_by_text("Model training", exact=True))  # the classic ML view, not GenAI's
-        dismiss(page, page.get_by_role("button", name="Close"))  # the assistant panel
+        dismiss(page, page.get_by_role("button", name="Close"))
         page.screenshot(path=str(OUTPUT / "mlflow-champion-version.png"), full_page=True)
         browser.close()
-    for name in ("page.jpg", "dagster-trained-model.png", "mlflow-champion-version.png"):
+    for name in SHOTS:
         print(OUTPUT / name)
 
 

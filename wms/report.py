@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 from PIL import Image, ImageDraw
 
 TILE = 256
+WORST_CASES_SHEET = "worst_test_cases.png"
+"""The run artifact that shows the test photos the model did worst on, captioned with their IoU."""
 PREDICTED = (0, 255, 0)
 """The model's window: tinted over the photo, outlined."""
 TRUTH = (255, 0, 0)
@@ -40,7 +39,7 @@ def _tinted(photo: np.ndarray, mask: np.ndarray) -> Image.Image:
     return Image.fromarray(tinted.astype(np.uint8))
 
 
-def prediction_sheet(segmenter, pairs, limit: int = 8, captions: list[str] | None = None) -> Image.Image:
+def prediction_sheet(segmenter, pairs, limit: int = 8, captions: list[str] | None = None, columns: int = 4) -> Image.Image:
     """Overlays of the predicted window (green) and the true one (red box) for the first `limit` pairs, under a legend;
     each tile captioned with its photo's name, or with `captions`."""
     from wms.imaging import read_mask, read_photo
@@ -50,14 +49,16 @@ def prediction_sheet(segmenter, pairs, limit: int = 8, captions: list[str] | Non
         photo = read_photo(pair.image)
         tile = overlay(photo, segmenter.mask(photo), read_mask(pair.mask))
         tiles.append(_captioned(tile, captions[index] if captions else pair.name))
-    return _with_legend(contact_sheet(tiles))
+    return _with_legend(contact_sheet(tiles, columns))
 
 
 def worst_cases_sheet(segmenter, pairs, ious: list[float], limit: int = 8) -> Image.Image:
-    """Overlays of the `limit` photos with the lowest IoU, worst first, each with its IoU: where the model fails."""
+    """Overlays of the `limit` photos with the lowest IoU, worst first, each with its IoU: where the model fails.
+
+    Two tiles wide: the Dagster UI draws it at its own size in a metadata cell about 600 pixels wide."""
     worst = sorted(range(len(pairs)), key=lambda index: ious[index])[:limit]
     captions = [f"IoU {ious[index]:.2f}  {pairs[index].name}" for index in worst]
-    return prediction_sheet(segmenter, [pairs[index] for index in worst], limit, captions)
+    return prediction_sheet(segmenter, [pairs[index] for index in worst], limit, captions, columns=2)
 
 
 def _captioned(tile: Image.Image, text: str) -> Image.Image:
@@ -78,15 +79,6 @@ def _with_legend(sheet: Image.Image) -> Image.Image:
     draw.rectangle([180, 6, 190, 16], outline=TRUTH, width=2)
     draw.text((196, 5), "the true window (box)", fill=(0, 0, 0))
     return framed
-
-
-def markdown_image(image: Image.Image, caption: str, max_side: int = 640) -> str:
-    """Markdown that embeds a (shrunk) PNG, for Dagster metadata that the UI shows inline."""
-    small = image.copy()
-    small.thumbnail((max_side, max_side))
-    buffer = io.BytesIO()
-    small.save(buffer, format="PNG", optimize=True)
-    return f"![{caption}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')})"
 
 
 def contact_sheet(tiles: list[Image.Image], columns: int = 4) -> Image.Image:

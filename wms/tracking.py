@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import mlflow
 from mlflow import MlflowClient
@@ -28,6 +29,24 @@ MODEL_URI_TAG = "wms_model_uri"
 ONNX_URI_TAG = "wms_onnx_uri"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 """The tag MLflow 3's UI reads to open an experiment as classic ML (runs, metrics, models), not as GenAI (traces)."""
+SCORES_VIEW = "wms-scores"
+SCORES_VIEW_STATE = {
+    "orderByKey": "metrics.`test_mean_iou`",
+    "orderByAsc": False,
+    "selectedColumns": [
+        "attributes.`Models`",
+        "metrics.`test_mean_iou`",
+        "metrics.`test_mean_dice`",
+        "metrics.`test_images_below_half`",
+        "tags.`preset`",
+        "tags.`trained_on`",
+        "tags.`data_version`",
+    ],
+}
+"""The runs list with the test scores as columns, best first: a view shared the way the UI's Share button does it
+(an experiment tag `mlflow.sharedViewState.<key>` that a `viewStateShareKey` link opens), since the columns a
+person sees otherwise are the browser's own choice and no API sets them."""
+EXPERIMENT_TAGS = EXPERIMENT_KIND | {f"mlflow.sharedViewState.{SCORES_VIEW}": json.dumps(SCORES_VIEW_STATE)}
 MODEL_DESCRIPTION = "U-Net that finds the digit window of water meters"
 GATE_TAG_PREFIX = "gate."
 """Tags of a version, one per blocking gate: `gate.<name>` = 'passed: ...' or 'failed: ...'."""
@@ -36,6 +55,12 @@ GATE_TAG_PREFIX = "gate."
 def gate_outcomes(version_tags: dict[str, str]) -> dict[str, str]:
     """The gate results among a version's tags, by gate name."""
     return {key.removeprefix(GATE_TAG_PREFIX): value for key, value in version_tags.items() if key.startswith(GATE_TAG_PREFIX)}
+
+
+def gates_table(outcomes: dict[str, str], width: int = 100) -> str:
+    """Gate results as a short Markdown table, one row per gate (short enough for Dagster to show it in place)."""
+    rows = [f"| {name} | {outcome[:width].replace('|', '/')} |" for name, outcome in sorted(outcomes.items())]
+    return "\n".join(["| gate | outcome |", "|---|---|", *rows])
 
 
 @dataclass(frozen=True)
@@ -169,10 +194,10 @@ class ModelRegistry:
         experiment = self.client.get_experiment_by_name(self.experiment_name)
         if experiment is None:
             return self.client.create_experiment(
-                self.experiment_name, artifact_location=self.artifact_location, tags=EXPERIMENT_KIND
+                self.experiment_name, artifact_location=self.artifact_location, tags=EXPERIMENT_TAGS
             )
-        for key, value in EXPERIMENT_KIND.items():
-            if experiment.tags.get(key) != value:  # made before the kind was set, or guessed by MLflow
+        for key, value in EXPERIMENT_TAGS.items():
+            if experiment.tags.get(key) != value:  # made before the tag was set, or changed since
                 self.client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
 
@@ -337,10 +362,26 @@ class ModelRegistry:
         )
         return runs[0] if runs else None
 
+    def last_gated_version(self, before: str) -> ModelVersion | None:
+        """The newest version older than `before` whose gates were evaluated (its tags hold their results)."""
+        versions = self.client.search_model_versions(f"name = '{self.model_name}'")
+        gated = [int(found.version) for found in versions if int(found.version) < int(before) and gate_outcomes(found.tags)]
+        return self.client.get_model_version(self.model_name, str(max(gated))) if gated else None  # search leaves aliases out
+
     def version_of_run(self, run_id: str) -> ModelVersion | None:
         """The registered version made from this run, if there is one."""
         versions = self.client.search_model_versions(f"name = '{self.model_name}' and run_id = '{run_id}'")
         return versions[0] if versions else None
+
+    @staticmethod
+    def artifact_url(ui_url: str, run_id: str, path: str) -> str:
+        """The address at which the MLflow UI serves one artifact of a run as a file (an image a browser shows)."""
+        return f"{ui_url.rstrip('/')}/get-artifact?{urlencode({'path': path, 'run_uuid': run_id})}"
+
+    def runs_by_score_url(self, ui_url: str) -> str:
+        """The experiment's runs list in the MLflow UI, test scores as columns, best first (the shared view)."""
+        query = urlencode({"workflowType": "machine_learning", "viewStateShareKey": SCORES_VIEW})
+        return f"{ui_url.rstrip('/')}/#/experiments/{self._experiment_id()}/runs?{query}"
 
     def run_url(self, ui_url: str, run_id: str) -> str:
         run = self.client.get_run(run_id)

@@ -6,7 +6,6 @@ from wms_assets.assets import data, data_checks, model, model_checks, monitoring
 from wms_assets.constants import (
     CHAMPION_MODEL,
     DRIFT_JOB,
-    GROUP_MONITORING,
     INPUT_DRIFT,
     LINEAGE_JOB,
     PRODUCTION_JOB,
@@ -27,7 +26,7 @@ from wms_assets.sensors.failures import check_warning_alert, run_failure_alert
 
 lineage_job = dg.define_asset_job(
     LINEAGE_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(GROUP_MONITORING),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(INPUT_DRIFT),
     description="Data to served model: every asset of the lineage, with its checks.",
 )
 

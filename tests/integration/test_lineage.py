@@ -164,6 +164,10 @@ def test_a_failed_gate_changes_nothing_downstream(stage, first_run):
     assert str(registry.version_by_alias(CHAMPION).version) == "1"
     assert registry.client.get_model_version(MODEL_NAME, "2").tags["gate.test_scores"].startswith("failed: IoU")
     assert server.server().served_version(MODEL_NAME) == "1"
+    registered = instance.get_latest_materialization_event(dg.AssetKey("registered_model")).asset_materialization
+    last_gates = registered.metadata["last_completed_gates"].md_str  # what the UI shows while version 2's run
+    assert last_gates.startswith("**version 1** (aliases: champion)")
+    assert "| test_scores | passed: IoU" in last_gates
 
 
 def test_ten_new_photos_lead_the_data_sensor_to_one_run_that_fine_tunes_the_champion(stage, first_run):

@@ -1,6 +1,8 @@
 """Production-like storage end to end: MLflow server on MariaDB (for RDS MySQL) with artefacts on S3 (SeaweedFS),
 Dagster's instance on PostgreSQL. The training part of the graph trains, registers, gates and promotes."""
 
+import re
+import urllib.request
 import uuid
 
 import dagster as dg
@@ -14,6 +16,7 @@ from tests.mlflowserver import MARIADB, mariadb_available, mariadb_database, sta
 from tests.s3server import start_s3_server
 from wms.layout import MODEL_NAME, StateLayout
 from wms.tracking import CHAMPION, ModelRegistry
+from wms_assets.constants import TRAINED_MODEL
 from wms_assets.definitions import build_definitions
 from wms_assets.profiles import local_resources
 from wms_assets.resources import LocalModelServer, MlflowRegistry, PromotionPolicy, RawImageSource
@@ -21,6 +24,8 @@ from wms_assets.run import materialize_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BUCKET = "wms-mlflow"
+DAGSTER_INLINE_MARKDOWN_CHARS = 1000
+"""The Dagster UI draws a Markdown metadata value in place when it is shorter than this (ui-core MetadataEntry.tsx)."""
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
@@ -91,3 +96,10 @@ def test_train_register_gate_and_promote_on_production_storage(mlflow_server, po
     with psycopg2.connect(dbname=dagster_db, **POSTGRES) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT status FROM runs WHERE run_id = %s", (outcome.run_id,))
         assert cursor.fetchone() == ("SUCCESS",)
+
+    worst_cases = instance.get_latest_materialization_event(TRAINED_MODEL).asset_materialization.metadata["worst_test_cases"]
+    assert len(worst_cases.md_str) < DAGSTER_INLINE_MARKDOWN_CHARS  # longer Markdown hides behind "[Show Markdown]"
+    image_url = re.search(r"!\[[^]]*\]\(([^)]+)\)", worst_cases.md_str).group(1)
+    assert image_url.startswith(f"{server.url}/get-artifact?")
+    with urllib.request.urlopen(image_url, timeout=30) as response:
+        assert response.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,8 +1,11 @@
+import json
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 import torch
 
 from wms.model import build_unet
-from wms.tracking import ARCHIVED_TAG, CHALLENGER, CHAMPION, ChampionEvent, ModelRegistry, champion_stack
+from wms.tracking import ARCHIVED_TAG, CHALLENGER, CHAMPION, ChampionEvent, ModelRegistry, champion_stack, gates_table
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +39,28 @@ def test_promote_moves_champion_and_returns_the_previous(registry, logged):
     registry.promote(first)
     assert registry.promote(second) == first
     assert str(registry.version_by_alias(CHAMPION).version) == second
+
+
+def test_the_last_gated_version_is_the_newest_older_one_with_gate_results(registry, logged):
+    run_id, uri = logged
+    gated = registry.register(uri, run_id, {"gate.test_scores": "passed: IoU 0.9"})
+    ungated = registry.register(uri, run_id, {})
+    newest = registry.register(uri, run_id, {})
+    registry.promote(gated)
+    last = registry.last_gated_version(before=newest)
+    assert last.version == int(gated) and last.aliases == [CHAMPION]
+    assert registry.last_gated_version(before=ungated).version == int(gated)
+
+
+def test_gates_read_as_a_short_table():
+    table = gates_table({"test_scores": "passed: IoU 0.9 | Dice 0.95", "latency": "failed: " + "slow " * 100})
+    assert table.splitlines()[:3] == ["| gate | outcome |", "|---|---|", f"| latency | {('failed: ' + 'slow ' * 100)[:100]} |"]
+    assert table.splitlines()[3] == "| test_scores | passed: IoU 0.9 / Dice 0.95 |"
+
+
+def test_an_artifact_is_addressed_through_the_ui_s_file_route():
+    url = ModelRegistry.artifact_url("http://127.0.0.1:5000/", "abc123", "worst test.png")
+    assert url == "http://127.0.0.1:5000/get-artifact?path=worst+test.png&run_uuid=abc123"
 
 
 def test_a_registered_model_loads_with_its_input_size(registry, logged):
@@ -80,6 +105,16 @@ def test_the_experiment_is_a_classic_ml_one_and_runs_carry_their_names(registry,
     with registry.training_run({"image_size": 64}, {}, name="demo, from scratch, data abc, 2026-12-04 17:06") as run:
         pass
     assert registry.client.get_run(run.run_id).info.run_name == "demo, from scratch, data abc, 2026-12-04 17:06"
+
+
+def test_the_runs_list_link_opens_a_shared_view_with_the_test_scores_as_columns(registry, logged):
+    url = registry.runs_by_score_url("http://127.0.0.1:5000")
+    experiment = registry.client.get_experiment_by_name(registry.experiment_name)
+    assert url.startswith(f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs?")
+    key = parse_qs(urlsplit(url.split("#", 1)[1]).query)["viewStateShareKey"][0]
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
+    assert view["orderByKey"] == "metrics.`test_mean_iou`" and view["orderByAsc"] is False
+    assert {"metrics.`test_mean_iou`", "metrics.`test_mean_dice`", "tags.`trained_on`"} <= set(view["selectedColumns"])
 
 
 def test_rollback_returns_to_the_previous_champion_and_archives_the_current(registry, logged):

@@ -9,7 +9,7 @@ import dagster as dg
 from wms.data import Pair, mirror_pairs, split_pairs
 from wms.validation import validate_folder
 from wms.versioning import DvcRepository, directory_md5
-from wms_assets.constants import DATA_FOLDER, GROUP_DATA, SOURCE_VERSION
+from wms_assets.constants import DATA_FOLDER, DATA_STAGE, LINEAGE_GROUP, SOURCE_VERSION
 from wms_assets.resources import DvcStorage, RawImageSource
 
 
@@ -51,7 +51,7 @@ class VersionedDataset:
         return root
 
 
-@dg.asset(group_name=GROUP_DATA, kinds={"python"})
+@dg.asset(group_name=LINEAGE_GROUP, tags=DATA_STAGE, kinds={"python"})
 def raw_images(context: dg.AssetExecutionContext, raw_source: RawImageSource) -> dg.Output[RawPhotos]:
     """The folder of photos and masks in the Kaggle Water Meters layout: the watched source (`wms data show`)."""
     source = raw_source.watched()
@@ -70,7 +70,7 @@ def raw_images(context: dg.AssetExecutionContext, raw_source: RawImageSource) ->
     )
 
 
-@dg.asset(group_name=GROUP_DATA, kinds={"dvc"})
+@dg.asset(group_name=LINEAGE_GROUP, tags=DATA_STAGE, kinds={"dvc"})
 def dataset(context: dg.AssetExecutionContext, raw_images: RawPhotos, dvc: DvcStorage) -> dg.Output[VersionedDataset]:
     """Valid image/mask pairs copied into the DVC repository, tracked, pushed, and split by content hash."""
     report = validate_folder(Path(raw_images.folder), allow_outside_links=raw_images.allow_outside_links)

@@ -15,12 +15,12 @@ from wms.gitinfo import current_git_sha
 from wms.model_card import ORIGIN_TAGS
 from wms.predict import Segmenter, TorchBackend
 from wms.progress import EpochProgress
-from wms.report import markdown_image, prediction_sheet, worst_cases_sheet
-from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes
+from wms.report import WORST_CASES_SHEET, prediction_sheet, worst_cases_sheet
+from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes, gates_table
 from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, settings_for, train
 from wms.warm_start import AUTO, Parent, scratch_reason
 from wms_assets.assets.data import VersionedDataset
-from wms_assets.constants import GROUP_MODEL, PROGRESS_TAG, RUN_REASON_TAG
+from wms_assets.constants import LINEAGE_GROUP, MODEL_STAGE, PROGRESS_TAG, RUN_REASON_TAG
 from wms_assets.kubernetes import training_pod_tags
 from wms_assets.resources import MlflowRegistry, TrainingWorkspace
 
@@ -117,7 +117,7 @@ def training_key(settings: TrainSettings, data_version: str, start: str = "") ->
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
-@dg.asset(group_name=GROUP_MODEL, kinds={"pytorch", "mlflow", "kubernetes"}, op_tags=training_pod_tags)
+@dg.asset(group_name=LINEAGE_GROUP, tags=MODEL_STAGE, kinds={"pytorch", "mlflow", "kubernetes"}, op_tags=training_pod_tags)
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
@@ -251,10 +251,8 @@ def _log_result(run, result: TrainingResult, data_version: str, test_pairs, chec
     onnx_uri = run.log_file(export_onnx(result.model, settings.image_size, checkpoints / "model.onnx", metadata), "onnx")
     run.set_tags({ONNX_URI_TAG: onnx_uri})
     segmenter = Segmenter(TorchBackend(result.model), settings.image_size)
-    worst = worst_cases_sheet(segmenter, test_pairs, result.test_ious)
     run.log_image(prediction_sheet(segmenter, test_pairs), "test_predictions.png")
-    run.log_image(worst, "worst_test_cases.png")
-    facts["worst_test_cases"] = dg.MetadataValue.md(markdown_image(worst, "worst test cases"))
+    run.log_image(worst_cases_sheet(segmenter, test_pairs, result.test_ious), WORST_CASES_SHEET)
     return _Logged(model_uri, onnx_uri, scores, facts)
 
 
@@ -275,8 +273,11 @@ def _from_run(run, data_version: str, git_sha: str) -> TrainedModel:
 
 def _output(model: TrainedModel, mlflow: MlflowRegistry, registry, facts: dict) -> dg.Output[TrainedModel]:
     metadata = {key: dg.MetadataValue.float(value) for key, value in model.scores.items()}
+    worst_cases = registry.artifact_url(mlflow.ui_url, model.run_id, WORST_CASES_SHEET)
     metadata |= {
         "mlflow_run": dg.MetadataValue.url(registry.run_url(mlflow.ui_url, model.run_id)),
+        "mlflow_runs_by_score": dg.MetadataValue.url(registry.runs_by_score_url(mlflow.ui_url)),
+        "worst_test_cases": dg.MetadataValue.md(f"[![worst test cases, from MLflow]({worst_cases})]({worst_cases})"),
         "model_uri": model.model_uri,
         "onnx_uri": model.onnx_uri,
         "encoder": model.encoder,
@@ -289,7 +290,7 @@ def _output(model: TrainedModel, mlflow: MlflowRegistry, registry, facts: dict) 
     return dg.Output(model, metadata=metadata)
 
 
-@dg.asset(group_name=GROUP_MODEL, kinds={"mlflow"})
+@dg.asset(group_name=LINEAGE_GROUP, tags=MODEL_STAGE, kinds={"mlflow"})
 def registered_model(
     context: dg.AssetExecutionContext, trained_model: TrainedModel, mlflow: MlflowRegistry
 ) -> dg.Output[RegisteredVersion]:
@@ -318,11 +319,21 @@ def registered_model(
             "model_card": dg.MetadataValue.md(card),
             "test_mean_iou": dg.MetadataValue.float(trained_model.test_iou),
             "mlflow_run": dg.MetadataValue.url(registry.run_url(mlflow.ui_url, trained_model.run_id)),
+            **_last_gates(registry, version),
         },
     )
 
 
-@dg.asset(group_name=GROUP_MODEL, kinds={"mlflow"})
+def _last_gates(registry, version: str) -> dict[str, dg.MetadataValue]:
+    """The gates of the last version evaluated before this one: the checks of this run show only 'in progress'."""
+    last = registry.last_gated_version(before=version)
+    if last is None:
+        return {}
+    title = f"**version {last.version}** (aliases: {', '.join(last.aliases) or 'none'})\n\n"
+    return {"last_completed_gates": dg.MetadataValue.md(title + gates_table(gate_outcomes(last.tags)))}
+
+
+@dg.asset(group_name=LINEAGE_GROUP, tags=MODEL_STAGE, kinds={"mlflow"})
 def champion_model(registered_model: RegisteredVersion, mlflow: MlflowRegistry) -> dg.Output[RegisteredVersion]:
     """The version that passed every blocking gate, now under the alias `champion` (runs only when the gates pass)."""
     registry = mlflow.registry()

@@ -6,7 +6,7 @@ import dagster as dg
 
 from wms.drift import DriftReport, compare, served_histograms, training_histograms
 from wms_assets.assets.data import VersionedDataset
-from wms_assets.constants import GROUP_MONITORING, INPUT_DRIFT
+from wms_assets.constants import INPUT_DRIFT, LINEAGE_GROUP, MONITORING_STAGE
 from wms_assets.resources import DriftPolicy
 
 
@@ -16,7 +16,7 @@ class InputDrift:
     report: DriftReport
 
 
-@dg.asset(group_name=GROUP_MONITORING, kinds={"prometheus"})
+@dg.asset(group_name=LINEAGE_GROUP, tags=MONITORING_STAGE, kinds={"prometheus"})
 def input_drift(context: dg.AssetExecutionContext, dataset: VersionedDataset, drift_policy: DriftPolicy) -> dg.Output[InputDrift]:
     """PSI of the served photos' brightness, size and window fraction against the training photos' (wms.drift)."""
     training = training_histograms(dataset.pairs("train"))

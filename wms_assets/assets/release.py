@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from wms_assets.assets.serving import ServingImage
-from wms_assets.constants import GROUP_SERVING, STAGING_RELEASE
+from wms_assets.constants import LINEAGE_GROUP, SERVING_STAGE, STAGING_RELEASE
 from wms_assets.resources import Deployment, ReleaseTarget
 
 
@@ -25,7 +25,7 @@ class Release:
     image_reference: str | None = None
 
 
-@dg.asset(group_name=GROUP_SERVING, kinds={"helm", "kubernetes"})
+@dg.asset(group_name=LINEAGE_GROUP, tags=SERVING_STAGE, kinds={"helm", "kubernetes"})
 def staging_release(
     context: dg.AssetExecutionContext, serving_image: ServingImage, model_server: ReleaseTarget
 ) -> dg.Output[Release]:
@@ -45,7 +45,7 @@ def staging_release_answers(staging_release: Release, model_server: ReleaseTarge
     )
 
 
-@dg.asset(group_name=GROUP_SERVING, kinds={"helm", "torchserve"}, deps=[STAGING_RELEASE])
+@dg.asset(group_name=LINEAGE_GROUP, tags=SERVING_STAGE, kinds={"helm", "torchserve"}, deps=[STAGING_RELEASE])
 def release(context: dg.AssetExecutionContext, serving_image: ServingImage, model_server: ReleaseTarget) -> dg.Output[Release]:
     """The production release (namespace model-prod on EKS): the image staging answered with."""
     return _release("prod", context, serving_image, model_server)

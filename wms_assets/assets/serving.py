@@ -8,7 +8,7 @@ import dagster as dg
 from wms.image import build_and_push, prepare_build_context
 from wms.torchserve import build_archive
 from wms.tracking import CHAMPION
-from wms_assets.constants import CHAMPION_MODEL, GROUP_SERVING
+from wms_assets.constants import CHAMPION_MODEL, LINEAGE_GROUP, SERVING_STAGE
 from wms_assets.resources import ImageBuilder, MlflowRegistry, ServingWorkspace
 
 
@@ -29,7 +29,7 @@ class ServingImage:
     """repository@sha256:...: what releases run (pinned by digest, never a tag); None when nothing was built."""
 
 
-@dg.asset(group_name=GROUP_SERVING, kinds={"onnx", "torchserve"}, deps=[CHAMPION_MODEL])
+@dg.asset(group_name=LINEAGE_GROUP, tags=SERVING_STAGE, kinds={"onnx", "torchserve"}, deps=[CHAMPION_MODEL])
 def serving_artifacts(mlflow: MlflowRegistry, serving_workspace: ServingWorkspace) -> dg.Output[ServingArtifacts]:
     """The ONNX model of the version under the alias `champion`, packed as a TorchServe archive.
 
@@ -62,7 +62,7 @@ def serving_artifacts(mlflow: MlflowRegistry, serving_workspace: ServingWorkspac
     )
 
 
-@dg.asset(group_name=GROUP_SERVING, kinds={"docker"})
+@dg.asset(group_name=LINEAGE_GROUP, tags=SERVING_STAGE, kinds={"docker"})
 def serving_image(
     serving_artifacts: ServingArtifacts, image_builder: ImageBuilder, serving_workspace: ServingWorkspace
 ) -> dg.Output[ServingImage]:
