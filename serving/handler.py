@@ -35,6 +35,7 @@ from wms.uploads import DecodedPhoto, PhotoLimits, PhotoRejected, decode_photo
 
 logger = logging.getLogger(__name__)
 
+INTERNAL_ERROR = "the model failed on this photo (the server's fault, logged with its cause): try again, or report it"
 PHOTO_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/x-ms-bmp", "application/octet-stream")
 """Content types of a raw photo body; multipart/form-data with one file part is accepted too."""
 
@@ -135,8 +136,13 @@ class WindowSegmenter:
         started = time.perf_counter()
         self.metrics.batch(len(requests))
         photos, errors = self._timed("preprocess", self.preprocess, requests, context)
-        answers = self._timed("inference", self.inference, photos)
-        responses = self._timed("postprocess", self.postprocess, photos, answers)
+        try:
+            answers = self._timed("inference", self.inference, photos)
+            responses = self._timed("postprocess", self.postprocess, photos, answers)
+        except Exception:  # answered in JSON and counted as this version's server error (a canary is judged on it)
+            logger.exception("%s version %s failed on a batch of %d photos", self.model_name, self.model_version, len(photos))
+            errors |= {index: PhotoRejected("internal_error", INTERNAL_ERROR, 500) for index in photos}
+            photos, responses = {}, {}
         seconds = time.perf_counter() - started
         for index in range(len(requests)):
             context.set_response_content_type(index, "application/json")

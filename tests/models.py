@@ -24,3 +24,21 @@ class CentreWindow(torch.nn.Module):
 
 def centre_window_onnx(path: Path) -> Path:
     return export_onnx(CentreWindow(), SIDE, path, {})
+
+
+def wrong_input_model(path):
+    """An ONNX model that loads but cannot take a photo: it wants one channel, the handler sends three."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "wrong-input",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 64, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1, 64, 64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    model.metadata_props.append(onnx.StringStringEntryProto(key="wms.image_size", value="64"))
+    onnx.save(model, str(path))
+    return path

@@ -5,10 +5,15 @@ application/x-www-form-urlencoded with a 500 from its form decoder, both before 
 (KServe's /v1 and /v2, /explanations) answered a photo with 500, and its own errors come in a shape of their own.
 nginx passes POST /predictions/<model>[/<version>] and GET /ping, and answers the rest with the handler's kind of
 JSON error (serving/nginx.conf.template).
+
+A canary: while a candidate version is tried, the front door sends a share of the requests that name no version to
+it (nginx's split_clients on the request id) and the rest to the version in service; a request that names a version
+goes to that version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,6 +38,41 @@ class FrontDoorError(RuntimeError):
     """nginx is missing, refused its configuration, or did not start."""
 
 
+@dataclass(frozen=True)
+class Canary:
+    """A candidate version beside the one in service, and the share (percent) of unversioned requests it answers."""
+
+    version: str
+    weight: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int) or not 0 <= self.weight <= 100:
+            raise ValueError(f"a canary's weight is a whole percent from 0 to 100, not {self.weight!r}")
+        if not MODEL_NAME_PATTERN.fullmatch(self.version):
+            raise ValueError(f"version {self.version!r} must be letters, digits, '-', '_' or '.'")
+
+
+def traffic_split(model: tuple[str, str] | None, canary: Canary | None) -> str:
+    """nginx blocks that set $wms_upstream_path, the path a prediction request goes on to TorchServe with: the
+    request's own, except that one naming no version goes to the candidate for `canary.weight` percent of requests."""
+    if model is None:
+        return "map $uri $wms_upstream_path {\n        default $uri;\n    }"
+    name, in_service = model
+    unversioned, stable = f"/predictions/{name}", f"/predictions/{name}/{in_service}"
+    target, split = stable, ""
+    if canary is not None and canary.weight == 100:
+        target = f"{unversioned}/{canary.version}"
+    elif canary is not None and canary.weight > 0:
+        target = "$wms_split"
+        split = (
+            'split_clients "${request_id}" $wms_split {\n'
+            f"        {canary.weight}% {unversioned}/{canary.version};\n"
+            f"        * {stable};\n"
+            "    }\n    "
+        )
+    return f"{split}map $uri $wms_upstream_path {{\n        default $uri;\n        {unversioned} {target};\n    }}"
+
+
 def render_config(
     prefix: Path,
     web_root: Path,
@@ -44,6 +84,7 @@ def render_config(
     model: tuple[str, str] | None = None,
     torchserve_key: str | None = None,
     workers_user: str | None = None,
+    canary: Canary | None = None,
 ) -> str:
     """The nginx configuration for these ports, with its pid, logs and temp files under `prefix`, serving the page
     and the API's description (wms.site) from `web_root`.
@@ -51,7 +92,7 @@ def render_config(
     `model` (name, version) goes into its JSON errors, as the handler puts it into every answer. `torchserve_key`,
     TorchServe's inference key, goes to TorchServe as its Authorization; the client's own Authorization goes on as
     X-WMS-Authorization, which the handler checks. `workers_user`: who nginx's workers run as, when it is started as
-    root (else nobody).
+    root (else nobody). `canary`: a candidate version that answers its share of the requests naming no version.
     """
     if torchserve_key is not None and not re.fullmatch(r"[A-Za-z0-9+/=_-]+", torchserve_key):
         raise ValueError("TorchServe's key must be base64: the key file may be damaged; restart the server")
@@ -74,6 +115,7 @@ def render_config(
         max_body_bytes=max_body_bytes,
         daemon="on" if daemon else "off",
         workers_user=f"user {workers_user};" if workers_user else "",
+        traffic_split=traffic_split(model, canary),
     )
 
 
@@ -103,6 +145,8 @@ class FrontDoor:
     """(name, version) of the model behind it, for its JSON errors."""
     torchserve_key: str | None = None
     """TorchServe's inference key, when its token authorization is on."""
+    canary: Canary | None = None
+    """A candidate version beside `model`'s, answering its share of the requests that name no version."""
 
     @property
     def config(self) -> Path:
@@ -117,10 +161,32 @@ class FrontDoor:
         if not self.running():
             raise FrontDoorError(f"nginx did not start: see {self.prefix / 'logs' / 'nginx-error.log'}")
 
-    def reload(self) -> None:
-        """Apply a new configuration (another model version) without dropping connections."""
+    def reload(self, timeout_s: float = 15.0) -> None:
+        """Apply a new configuration (another model version, another split) without dropping connections; return
+        once no worker with the old configuration takes new requests (nginx's reload is asynchronous: a request
+        sent just after it could otherwise still meet an old worker)."""
+        old = self._accepting_workers()
         self._write_config()
         self._nginx("-s", "reload")
+        deadline = time.monotonic() + timeout_s
+        while old & self._accepting_workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _accepting_workers(self) -> set[int]:
+        """nginx's worker processes that take new connections (not those finishing their requests after a reload)."""
+        import psutil
+
+        try:
+            master = psutil.Process(int((self.prefix / "nginx.pid").read_text().strip()))
+            workers = master.children()
+        except (OSError, ValueError, psutil.Error):
+            return set()
+        accepting = set()
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):  # one that has just exited
+                if "shutting down" not in " ".join(worker.cmdline()):
+                    accepting.add(worker.pid)
+        return accepting
 
     def _write_config(self) -> None:
         for folder in ("logs", "nginx-tmp"):
@@ -138,6 +204,7 @@ class FrontDoor:
             # Started as root, nginx would run its workers as nobody, who may not enter the owner's private folders
             # (the server's home, which holds TorchServe's key); TorchServe itself runs as root then, too.
             workers_user="root" if os.geteuid() == 0 else None,
+            canary=self.canary,
         )
         self.config.write_text(rendered)
         self._nginx("-t")  # a configuration nginx refuses fails here, with its reason

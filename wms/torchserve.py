@@ -21,8 +21,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from wms.files import copy_atomically
-from wms.front_door import FrontDoor, FrontDoorError
+from wms.files import copy_atomically, written_atomically
+from wms.front_door import Canary, FrontDoor, FrontDoorError
 from wms.layout import default_serve_port
 from wms.model_card import MODEL_CARD_FILE
 from wms.project import SERVING_DIR
@@ -245,6 +245,7 @@ class LocalTorchServe:
         self.home.mkdir(parents=True, exist_ok=True)
         self.home.chmod(0o700)  # TorchServe writes its keys here (key_file.json), readable by anyone who may enter
         (self.home / KEY_FILE).unlink(missing_ok=True)  # the last run's keys: the new ones are awaited below
+        self._canary_file.unlink(missing_ok=True)  # a fresh server serves one version until a canary is started
         self.model_store.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
         shutil.rmtree(self._metrics_dir, ignore_errors=True)  # the workers' metric files of an earlier run
@@ -280,6 +281,7 @@ class LocalTorchServe:
 
     def _front_door(self, model: tuple[str, str] | None = None) -> FrontDoor:
         keys = self.keys()
+        canary = self.canary(model[0]) if model else None
         return FrontDoor(
             self.home / "front-door",
             self.home / "front-door" / "www",
@@ -289,6 +291,7 @@ class LocalTorchServe:
             MAX_REQUEST_BYTES,
             model,
             keys.get("inference") if keys else None,
+            canary,
         )
 
     def keys(self) -> dict[str, str] | None:
@@ -411,10 +414,82 @@ class LocalTorchServe:
             self._wait_for_worker(model_name, version)
             self._smoke_test_beside(model_name, version, served - {version})
         self._management("PUT", f"/models/{model_name}/{version}/set-default")
-        for old in served - {version}:
-            self._management("DELETE", f"/models/{model_name}/{old}")
+        self._canary_file.unlink(missing_ok=True)  # a release replaces whatever a canary was trying
         if self.front_door:
             self._front_door((model_name, version)).reload()
+        for old in served - {version}:
+            self._management("DELETE", f"/models/{model_name}/{old}")
+
+    @property
+    def _canary_file(self) -> Path:
+        return self.home / "front-door" / "canary.json"
+
+    def canary(self, model_name: str) -> Canary | None:
+        """The candidate version of the model being tried beside the one in service, with its share, if any."""
+        try:
+            recorded = json.loads(self._canary_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return Canary(recorded["version"], recorded["weight"]) if recorded.get("model") == model_name else None
+
+    def start_canary(self, archive: Path, model_name: str, version: str, weight: int) -> None:
+        """Serve `version` beside the version in service and send it `weight` percent of the requests that name no
+        version: registered, smoke-tested on its own path, and only then given its share. A version that fails its
+        smoke test is unregistered; the version in service answers throughout."""
+        canary = Canary(version, weight)
+        in_service = self._in_service_for_canary(model_name)
+        if version == in_service:
+            raise TorchServeError(f"version {version} of {model_name} is the version in service: a canary tries another")
+        if version not in self.loaded_versions(model_name):
+            self._management("POST", f"/models?url={archive.name}&initial_workers={self.workers}&synchronous=true")
+        self._wait_for_worker(model_name, version)
+        self._smoke_test_beside(model_name, version, {in_service})
+        self._route(model_name, in_service, canary)
+
+    def set_canary_weight(self, model_name: str, weight: int) -> None:
+        """Give the running canary another share (0-100 percent); the weight is checked before anything changes."""
+        current = self._running_canary(model_name)
+        self._route(model_name, self._in_service_for_canary(model_name), Canary(current.version, weight))
+
+    def promote_canary(self, model_name: str) -> str:
+        """Make the candidate the version in service for every request and retire the old one; return the old one."""
+        candidate = self._running_canary(model_name).version
+        retired = self._in_service_for_canary(model_name)
+        self._management("PUT", f"/models/{model_name}/{candidate}/set-default")
+        self._route(model_name, candidate, None)
+        self._management("DELETE", f"/models/{model_name}/{retired}")
+        return retired
+
+    def retire_canary(self, model_name: str) -> str:
+        """Send every request back to the version in service, then unregister the candidate; return the candidate."""
+        candidate = self._running_canary(model_name).version
+        self._route(model_name, self._in_service_for_canary(model_name), None)
+        with contextlib.suppress(TorchServeError):  # unregistered already by a retirement cut short
+            self._management("DELETE", f"/models/{model_name}/{candidate}")
+        return candidate
+
+    def _in_service_for_canary(self, model_name: str) -> str:
+        in_service = self.served_version(model_name)
+        if in_service is None:
+            raise TorchServeError(f"{self.inference_url} serves no version of {model_name}: a canary needs one in service")
+        if not self.front_door:
+            raise TorchServeError("a canary's traffic split is the front door's: this server runs without one")
+        return in_service
+
+    def _running_canary(self, model_name: str) -> Canary:
+        canary = self.canary(model_name)
+        if canary is None:
+            raise TorchServeError(f"no canary of {model_name} runs on {self.inference_url}: start one first")
+        return canary
+
+    def _route(self, model_name: str, in_service: str, canary: Canary | None) -> None:
+        """Record the split, then apply it (nginx reloads without dropping a connection)."""
+        if canary is None:
+            self._canary_file.unlink(missing_ok=True)
+        else:
+            with written_atomically(self._canary_file) as partial:
+                partial.write_text(json.dumps({"model": model_name, "version": canary.version, "weight": canary.weight}))
+        self._front_door((model_name, in_service)).reload()
 
     def _wait_for_worker(self, model_name: str, version: str) -> None:
         """Wait until a registered version has a READY worker (one registered by a killed deploy may still load)."""

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from serving import handler
+from tests.models import wrong_input_model
 from wms.export import export_onnx
 from wms.model import build_unet
 
@@ -73,6 +74,23 @@ def test_a_bad_item_fails_alone(service, model_dir, photo):
     assert answers[2]["cause"] == "empty_body"
     assert {index: status for index, (status, _) in context.statuses.items()} == {0: 400, 2: 400}
     assert context.content_types == dict.fromkeys(range(3), "application/json"), "every answer says it is JSON"
+
+
+def test_a_model_that_fails_answers_each_photo_500_in_json_and_counts_it_for_its_version(model_dir, photo, tmp_path):
+    broken_dir = tmp_path / "broken"
+    broken_dir.mkdir()
+    wrong_input_model(broken_dir / "model.onnx")  # loads, then fails on every photo
+    broken = handler.WindowSegmenter()
+    broken.initialize(FakeContext(broken_dir), handler.HandlerSettings())
+    context = FakeContext(broken_dir)
+    answers = broken.handle([{"body": photo}, {"body": b""}], context)
+    assert [answer["cause"] for answer in answers] == ["internal_error", "empty_body"]
+    assert answers[0]["model_version"] == "3" and "the server's fault" in answers[0]["error"]
+    assert {index: status for index, (status, _) in context.statuses.items()} == {0: 500, 1: 400}
+    counted = broken.metrics.registry.get_sample_value(
+        "wms_requests_total", {"model": "wms-unet", "model_version": "3", "outcome": "internal_error"}
+    )
+    assert counted == 1.0
 
 
 @pytest.mark.parametrize(

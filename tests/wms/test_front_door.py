@@ -9,7 +9,7 @@ from PIL import Image
 from tests.conftest import free_port
 from tests.photos import encode
 from tests.serving.test_service import MODEL, post
-from wms.front_door import FrontDoor, render_config
+from wms.front_door import Canary, FrontDoor, render_config, traffic_split
 from wms.torchserve import MAX_REQUEST_BYTES, LocalTorchServe
 
 GOOD = encode(Image.new("RGB", (64, 64)), "JPEG")
@@ -25,6 +25,30 @@ def test_the_configuration_carries_the_ports_the_limit_and_the_model(tmp_path):
 def test_a_model_name_that_would_break_the_configuration_is_refused(tmp_path):
     with pytest.raises(ValueError, match="must not contain"):
         render_config(tmp_path, tmp_path / "site", "127.0.0.1", 1, 2, 3, model=("it's", "1"))
+
+
+def test_without_a_canary_requests_naming_no_version_go_to_the_version_in_service():
+    split = traffic_split(("wms-unet", "7"), None)
+    assert "split_clients" not in split and "/predictions/wms-unet /predictions/wms-unet/7;" in split
+    assert traffic_split(("wms-unet", "7"), Canary("8", 0)) == split
+
+
+def test_a_canary_takes_its_share_of_requests_naming_no_version():
+    split = traffic_split(("wms-unet", "7"), Canary("8", 20))
+    assert "20% /predictions/wms-unet/8;" in split and "* /predictions/wms-unet/7;" in split
+    assert "/predictions/wms-unet $wms_split;" in split and "default $uri;" in split  # a pinned version stays pinned
+    assert "/predictions/wms-unet /predictions/wms-unet/8;" in traffic_split(("wms-unet", "7"), Canary("8", 100))
+
+
+@pytest.mark.parametrize("weight", [-1, 101, 2.5, True, "20"])
+def test_a_weight_that_is_not_a_whole_percent_is_refused(weight):
+    with pytest.raises(ValueError, match="a whole percent from 0 to 100"):
+        Canary("8", weight)
+
+
+def test_a_version_that_would_break_the_configuration_is_refused():
+    with pytest.raises(ValueError, match="must be letters, digits"):
+        Canary("8; return 200", 10)
 
 
 @pytest.mark.integration

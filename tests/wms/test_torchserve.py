@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import free_port, free_port_block
+from tests.models import wrong_input_model
 from wms.export import export_onnx
 from wms.model import build_unet
 from wms.smoke import sample_photo
@@ -64,24 +65,6 @@ def test_a_server_is_found_again_from_the_config_it_wrote(tmp_path):
         server.write_config()
         assert LocalTorchServe.of_home(tmp_path) == server
     assert LocalTorchServe.of_home(tmp_path / "never-started") == LocalTorchServe(tmp_path / "never-started")
-
-
-def wrong_input_model(path):
-    """An ONNX model that loads but cannot take a photo: it wants one channel, the handler sends three."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "wrong-input",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 64, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1, 64, 64])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    model.metadata_props.append(onnx.StringStringEntryProto(key="wms.image_size", value="64"))
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture
