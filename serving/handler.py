@@ -31,11 +31,12 @@ from wms.imaging import bounding_box, mask_to_png
 from wms.model_card import MODEL_CARD_FILE, notice
 from wms.predict import Look, Segmenter, window_polygon
 from wms.service_metrics import HandlerMetrics
-from wms.uploads import DecodedPhoto, PhotoLimits, PhotoRejected, decode_photo
+from wms.uploads import INTERNAL_ERROR, DecodedPhoto, PhotoLimits, PhotoRejected, decode_photo
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_ERROR = "the model failed on this photo (the server's fault, logged with its cause): try again, or report it"
+CAUSE_HEADER, VERSION_HEADER = "X-WMS-Cause", "X-WMS-Model-Version"
+"""Headers on the handler's own 5xx answers (serving/nginx.conf.template reads them)."""
 PHOTO_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/x-ms-bmp", "application/octet-stream")
 """Content types of a raw photo body; multipart/form-data with one file part is accepted too."""
 
@@ -148,6 +149,9 @@ class WindowSegmenter:
             context.set_response_content_type(index, "application/json")
         for index, error in errors.items():
             context.set_response_status(error.status, str(error), idx=index)
+            if error.status >= 500:  # so the front door tells this answer from TorchServe's own 5xx, which it rewrites
+                context.set_response_header(index, CAUSE_HEADER, error.cause)
+                context.set_response_header(index, VERSION_HEADER, self.model_version)
             responses[index] = {"error": str(error), "cause": error.cause, **self._model_fields()}
             self.metrics.request(seconds, error.cause)
         for _ in photos:

@@ -14,8 +14,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-SERVER_ERROR_CAUSES = ("internal_error",)
-"""The handler's outcomes that are the server's fault (5xx); the others are the client's (4xx) or 'ok'."""
+from wms.service_metrics import SERVER_ERROR_OUTCOMES
 
 
 class CanaryError(RuntimeError):
@@ -91,7 +90,7 @@ def version_queries(model: str, version: str, window_s: int) -> dict[str, str]:
     """PromQL for one version's requests, server errors and p95 latency (seconds) over the window."""
     selector = f'model="{model}", model_version="{version}"'
     window = f"[{window_s}s]"
-    causes = "|".join(SERVER_ERROR_CAUSES)
+    causes = "|".join(SERVER_ERROR_OUTCOMES)
     return {
         "requests": f"sum(increase(wms_requests_total{{{selector}}}{window}))",
         "server_errors": f'sum(increase(wms_requests_total{{{selector}, outcome=~"{causes}"}}{window}))',

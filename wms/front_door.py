@@ -27,6 +27,7 @@ from string import Template
 from wms.layout import MODEL_NAME
 from wms.project import SERVING_DIR
 from wms.site import write_site
+from wms.uploads import INTERNAL_ERROR
 
 TEMPLATE = SERVING_DIR / "nginx.conf.template"
 
@@ -116,6 +117,7 @@ def render_config(
         daemon="on" if daemon else "off",
         workers_user=f"user {workers_user};" if workers_user else "",
         traffic_split=traffic_split(model, canary),
+        internal_error=INTERNAL_ERROR.replace("'", "\\'"),
     )
 
 

@@ -29,6 +29,8 @@ FRACTION_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 
 STEPS = ("preprocess", "inference", "postprocess")
+SERVER_ERROR_OUTCOMES = ("internal_error",)
+"""Outcomes that are the server's fault (answered 5xx); the others are 'ok' or the client's fault (4xx)."""
 
 
 class HandlerMetrics:
@@ -58,6 +60,11 @@ class HandlerMetrics:
             "wms_requests", "Requests by outcome ('ok' or the error's cause)", [*names, "outcome"], registry=self.registry
         )
         self._labels = labels
+        # Series at zero from the start: Prometheus's increase() and rate() ignore what a series held when first
+        # scraped, so a version's first requests (a canary's) would otherwise go uncounted.
+        for outcome in ("ok", *SERVER_ERROR_OUTCOMES):
+            self._requests.labels(**labels, outcome=outcome)
+        self._request.labels(**labels)
 
     def batch(self, size: int) -> None:
         self._batch.labels(**self._labels).observe(size)

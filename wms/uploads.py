@@ -27,6 +27,11 @@ EXIF_TURNS_SIDEWAYS = {5, 6, 7, 8}
 """EXIF orientations that swap width and height."""
 
 
+INTERNAL_ERROR = "the model failed on this photo (the server's fault, logged with its cause): try again, or report it"
+"""What a client is told when the model failed on its photo (500, cause `internal_error`): the handler and the front
+door both answer it."""
+
+
 class PhotoRejected(ValueError):
     """A body that is not a photo the service can read; `cause` names the problem for metrics, `status` is the HTTP code."""
 

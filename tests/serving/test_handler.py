@@ -25,6 +25,7 @@ class FakeContext:
         self.headers = headers or []
         self.statuses = {}
         self.content_types = {}
+        self.response_headers = {}
 
     def get_all_request_header(self, idx):
         return self.headers[idx] if idx < len(self.headers) else dict(RAW)
@@ -34,6 +35,9 @@ class FakeContext:
 
     def set_response_content_type(self, idx, value):
         self.content_types[idx] = value
+
+    def set_response_header(self, idx, key, value):
+        self.response_headers.setdefault(idx, {})[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +91,7 @@ def test_a_model_that_fails_answers_each_photo_500_in_json_and_counts_it_for_its
     assert [answer["cause"] for answer in answers] == ["internal_error", "empty_body"]
     assert answers[0]["model_version"] == "3" and "the server's fault" in answers[0]["error"]
     assert {index: status for index, (status, _) in context.statuses.items()} == {0: 500, 1: 400}
+    assert context.response_headers == {0: {"X-WMS-Cause": "internal_error", "X-WMS-Model-Version": "3"}}
     counted = broken.metrics.registry.get_sample_value(
         "wms_requests_total", {"model": "wms-unet", "model_version": "3", "outcome": "internal_error"}
     )
