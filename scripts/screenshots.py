@@ -136,7 +136,6 @@ def main() -> None:
 
         page.set_viewport_size(WIDE)  # the metadata cell of the sheet is a third of the window's width
         page.goto(f"{dagster_url}/assets/trained_model")
-        page.get_by_text("worst_test_cases", exact=True).first.wait_for(timeout=60_000)
         page.get_by_role("img", name="worst test cases, from MLflow").first.wait_for(timeout=60_000)
         page.wait_for_timeout(2000)
         page.get_by_text("mlflow_run", exact=True).first.evaluate("row => row.scrollIntoView({block: 'start'})")

@@ -101,8 +101,7 @@ def version_queries(model: str, version: str, window_s: int) -> dict[str, str]:
 def read_figures(prometheus_url: str, model: str, version: str, window_s: int) -> VersionFigures:
     """One version's figures as Prometheus has them now."""
     values = {name: _instant(prometheus_url, query) for name, query in version_queries(model, version, window_s).items()}
-    p95 = values["p95_s"]
-    return VersionFigures(version, values["requests"] or 0.0, values["server_errors"] or 0.0, p95)
+    return VersionFigures(version, values["requests"] or 0.0, values["server_errors"] or 0.0, values["p95_s"])
 
 
 def _instant(prometheus_url: str, query: str) -> float | None:
