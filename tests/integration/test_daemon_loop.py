@@ -68,6 +68,8 @@ class Prober(threading.Thread):
         while not self.done.is_set():
             try:
                 self.versions.append(self.server.predict(MODEL_NAME, self.photo)["model_version"])
+            except urllib.error.HTTPError as error:  # the body says which layer answered (front door, TorchServe)
+                self.errors.append(f"{error}: {error.read().decode(errors='replace').strip()}")
             except (urllib.error.URLError, OSError, ValueError) as error:
                 self.errors.append(str(error))
             time.sleep(1)
