@@ -36,8 +36,8 @@ class S3Server:
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
+        try:  # weed's graceful stop waits for its volume servers to say goodbye: a test's throwaway data needs none
+            self.process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)

@@ -188,6 +188,12 @@ def _traffic_panels(stage: DashboardStage) -> list:
             "percentunit",
         ).with_target(_query(f"wms:request_errors:ratio_rate5m{selector}", "{{model}} v{{model_version}}")),
         _model_version_stat(stage),
+        _timeseries(
+            "Traffic share by version",
+            "Each version's share of the answered requests (wms:traffic_share:ratio_rate5m): during a canary, the weights "
+            "as the traffic shows them, stepping up to 100 % or back to 0.",
+            "percentunit",
+        ).with_target(_query(f"wms:traffic_share:ratio_rate5m{selector}", "{{model}} v{{model_version}}")),
     ]
 
 

@@ -30,6 +30,10 @@ from wms.site import write_site
 from wms.uploads import INTERNAL_ERROR
 
 TEMPLATE = SERVING_DIR / "nginx.conf.template"
+UPSTREAM_TIMEOUT_S = 130
+"""How long the front door waits for TorchServe's answer (its response timeout is 120 s)."""
+DRAIN_TIMEOUT_S = UPSTREAM_TIMEOUT_S + 10
+"""How long a reload waits for the old workers' last requests."""
 
 
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -114,6 +118,7 @@ def render_config(
         inner_port=inner_port(upstream_port),
         torchserve_authorization=f"Bearer {torchserve_key}" if torchserve_key else "",
         max_body_bytes=max_body_bytes,
+        upstream_timeout_s=UPSTREAM_TIMEOUT_S,
         daemon="on" if daemon else "off",
         workers_user=f"user {workers_user};" if workers_user else "",
         traffic_split=traffic_split(model, canary),
@@ -163,19 +168,21 @@ class FrontDoor:
         if not self.running():
             raise FrontDoorError(f"nginx did not start: see {self.prefix / 'logs' / 'nginx-error.log'}")
 
-    def reload(self, timeout_s: float = 15.0) -> None:
+    def reload(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
         """Apply a new configuration (another model version, another split) without dropping connections; return
-        once no worker with the old configuration takes new requests (nginx's reload is asynchronous: a request
-        sent just after it could otherwise still meet an old worker)."""
-        old = self._accepting_workers()
+        once every worker with the old configuration has answered its last request and exited. nginx's reload is
+        asynchronous: a request sent just after it could otherwise still meet an old worker, and a version that the
+        new configuration no longer sends to, unregistered at once, would cut short the requests still on their way
+        to it (TorchServe stops a version's workers mid-request)."""
+        old = self._workers()
         self._write_config()
         self._nginx("-s", "reload")
         deadline = time.monotonic() + timeout_s
-        while old & self._accepting_workers() and time.monotonic() < deadline:
+        while old & self._workers() and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def _accepting_workers(self) -> set[int]:
-        """nginx's worker processes that take new connections (not those finishing their requests after a reload)."""
+    def _workers(self) -> set[int]:
+        """nginx's worker processes now, those finishing their requests after a reload included."""
         import psutil
 
         try:
@@ -183,12 +190,12 @@ class FrontDoor:
             workers = master.children()
         except (OSError, ValueError, psutil.Error):
             return set()
-        accepting = set()
+        alive = set()
         for worker in workers:
             with contextlib.suppress(psutil.Error):  # one that has just exited
-                if "shutting down" not in " ".join(worker.cmdline()):
-                    accepting.add(worker.pid)
-        return accepting
+                if worker.status() != psutil.STATUS_ZOMBIE:
+                    alive.add(worker.pid)
+        return alive
 
     def _write_config(self) -> None:
         for folder in ("logs", "nginx-tmp"):

@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from wms.processes import alive
 from wms.project import MONITORING_DIR
 
 PROMETHEUS_DIR = MONITORING_DIR / "prometheus"
@@ -106,13 +107,7 @@ class LocalPrometheus:
 
     def running(self) -> bool:
         pid = self._pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
+        return pid is not None and alive(pid)
 
     def stop(self) -> bool:
         """Stop the Prometheus of this home; False when none ran."""
@@ -123,9 +118,7 @@ class LocalPrometheus:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
+            if not alive(pid):
                 return True
             time.sleep(0.2)
         os.kill(pid, signal.SIGKILL)

@@ -25,6 +25,7 @@ from wms.files import copy_atomically, written_atomically
 from wms.front_door import Canary, FrontDoor, FrontDoorError
 from wms.layout import default_serve_port
 from wms.model_card import MODEL_CARD_FILE
+from wms.processes import alive
 from wms.project import SERVING_DIR
 from wms.smoke import smoke_test
 
@@ -381,10 +382,9 @@ class LocalTorchServe:
         """Whether this home's TorchServe process is alive (it may still be starting, or listen elsewhere)."""
         pid_file = self.home / "tmp" / ".model_server.pid"
         try:
-            os.kill(int(pid_file.read_text().strip()), 0)
+            return alive(int(pid_file.read_text().strip()))
         except (OSError, ValueError):
             return False
-        return True
 
     def _log_tail(self, lines: int = 15) -> str:
         log = self.home / "logs" / "torchserve-start.log"
@@ -404,21 +404,34 @@ class LocalTorchServe:
         answering) is started afresh, and a version left registered beside the default is smoke-tested before it
         takes traffic, like a new one."""
         if not self.is_up():
-            self.stop()  # what a start cut short left running: TorchServe without the front door, or the reverse
-            self.start(archive)
+            self.stage(archive, model_name, version)
             return
         served = set(self.loaded_versions(model_name))
-        if version not in served:
-            self._management("POST", f"/models?url={archive.name}&initial_workers={self.workers}&synchronous=true")
-        if version != self.served_version(model_name):
-            self._wait_for_worker(model_name, version)
-            self._smoke_test_beside(model_name, version, served - {version})
+        self.stage(archive, model_name, version)
         self._management("PUT", f"/models/{model_name}/{version}/set-default")
         self._canary_file.unlink(missing_ok=True)  # a release replaces whatever a canary was trying
         if self.front_door:
             self._front_door((model_name, version)).reload()
         for old in served - {version}:
             self._management("DELETE", f"/models/{model_name}/{old}")
+
+    def stage(self, archive: Path, model_name: str, version: str) -> None:
+        """Load this archive beside the version in service and smoke-test it on its own path, where no request that
+        names no version reaches it (the local staging); with nothing serving yet, start serving it. A version that
+        fails its smoke test is unregistered and the version in service keeps answering."""
+        if not self.is_up():
+            self.stop()  # what a start cut short left running: TorchServe without the front door, or the reverse
+            self.start(archive)
+            return
+        loaded = set(self.loaded_versions(model_name))
+        in_service, canary = self.served_version(model_name), self.canary(model_name)
+        for stale in loaded - {version, in_service, canary.version if canary else None}:  # staged once, never released
+            self._management("DELETE", f"/models/{model_name}/{stale}")
+        if version not in loaded:
+            self._management("POST", f"/models?url={archive.name}&initial_workers={self.workers}&synchronous=true")
+        if version != in_service:
+            self._wait_for_worker(model_name, version)
+            self._smoke_test_beside(model_name, version, {in_service} if in_service else set())
 
     @property
     def _canary_file(self) -> Path:
@@ -440,6 +453,9 @@ class LocalTorchServe:
         in_service = self._in_service_for_canary(model_name)
         if version == in_service:
             raise TorchServeError(f"version {version} of {model_name} is the version in service: a canary tries another")
+        earlier = self.canary(model_name)
+        if earlier is not None and earlier.version != version:  # one canary at a time: a killed run's goes first
+            self.retire_canary(model_name)
         if version not in self.loaded_versions(model_name):
             self._management("POST", f"/models?url={archive.name}&initial_workers={self.workers}&synchronous=true")
         self._wait_for_worker(model_name, version)
@@ -457,7 +473,8 @@ class LocalTorchServe:
         retired = self._in_service_for_canary(model_name)
         self._management("PUT", f"/models/{model_name}/{candidate}/set-default")
         self._route(model_name, candidate, None)
-        self._management("DELETE", f"/models/{model_name}/{retired}")
+        for old in set(self.loaded_versions(model_name)) - {candidate}:  # the retired one, and any staged beside
+            self._management("DELETE", f"/models/{model_name}/{old}")
         return retired
 
     def retire_canary(self, model_name: str) -> str:

@@ -90,11 +90,18 @@ def history_table(events: list[ChampionEvent]) -> str:
     return "\n".join(["## Champion history", "", header, *rows])
 
 
+PROMOTE, ROLLBACK, SERVED = "promote", "rollback", "served"
+"""The history's moves: `champion` set to a new version, set back to the one before, or (no move of the alias) the
+champion took all of production's traffic after a canary and the version it replaced left service."""
+
+
 def champion_stack(events: list[ChampionEvent]) -> list[str]:
     """The champions still to fall back to, oldest first: a promotion pushes its version, a rollback pops one."""
     stack: list[str] = []
     for event in events:
-        if event.action == "rollback":
+        if event.action == SERVED:
+            continue
+        if event.action == ROLLBACK:
             stack = stack[:-1] if len(stack) > 1 else stack
             if not stack or stack[-1] != event.version:
                 stack.append(event.version)
@@ -250,7 +257,7 @@ class ModelRegistry:
             return before
         self.client.set_registered_model_alias(self.model_name, alias, version)
         if alias == CHAMPION:
-            self._record_champion_move("promote", str(version), before, reason or "promoted")
+            self._record_champion_move(PROMOTE, str(version), before, reason or "promoted")
         return before
 
     def rollback(self, reason: str) -> ChampionEvent:
@@ -262,7 +269,7 @@ class ModelRegistry:
             raise LookupError(f"{self.model_name} has no earlier champion to roll back to (history: {stack or 'empty'})")
         target = stack[-2]
         self.client.set_registered_model_alias(self.model_name, CHAMPION, target)
-        return self._record_champion_move("rollback", target, str(current.version), reason or "rolled back")
+        return self._record_champion_move(ROLLBACK, target, str(current.version), reason or "rolled back")
 
     def finish_interrupted_move(self) -> ChampionEvent | None:
         """Make the history and the archive tags agree with the `champion` alias, which moves first.
@@ -279,7 +286,7 @@ class ModelRegistry:
             self._tag_the_move(last)
             return None
         stack = champion_stack(history)
-        action = "rollback" if len(stack) > 1 and stack[-2] == version else "promote"
+        action = ROLLBACK if len(stack) > 1 and stack[-2] == version else PROMOTE
         note = "recorded after the move was cut short (the process stopped before writing its history)"
         return self._record_champion_move(action, version, last.version if last else None, note)
 
@@ -290,7 +297,7 @@ class ModelRegistry:
         if event.previous is not None and event.previous != event.version:
             tags = self.client.get_model_version(self.model_name, event.previous).tags
             if ARCHIVED_TAG not in tags:
-                verb = "rolled back" if event.action == "rollback" else "replaced"
+                verb = {ROLLBACK: "rolled back", SERVED: "retired from service"}.get(event.action, "replaced")
                 note = f"{verb} by version {event.version} on {event.time}: {event.reason}"
                 self.tag_version(event.previous, {ARCHIVED_TAG: note})
         self._unarchive(event.version)
@@ -315,23 +322,34 @@ class ModelRegistry:
         events = [ChampionEvent(**json.loads(value)) for key, value in tags.items() if key.startswith(EVENT_TAG_PREFIX)]
         return sorted(events, key=lambda event: event.sequence)
 
+    def record_served(self, version: str, retired: str, reason: str) -> ChampionEvent:
+        """Record that the champion `version` took all of production's traffic and `retired` left service (after a
+        canary); the alias does not move."""
+        event = self._next_event(SERVED, version, retired, reason)
+        self.client.set_registered_model_tag(self.model_name, event.tag_key, json.dumps(asdict(event)))
+        self._tag_the_move(event)
+        return event
+
     def _record_champion_move(self, action: str, version: str, previous: str | None, reason: str) -> ChampionEvent:
         try:
-            history = self.champion_history()
-            event = ChampionEvent(
-                sequence=(history[-1].sequence + 1) if history else 1,
-                time=datetime.now(UTC).isoformat(timespec="seconds"),
-                action=action,
-                version=version,
-                previous=previous,
-                reason=reason,
-            )
+            event = self._next_event(action, version, previous, reason)
             self.client.set_registered_model_tag(self.model_name, event.tag_key, json.dumps(asdict(event)))
             self._tag_the_move(event)
         except Exception:
             self._restore_alias(CHAMPION, previous)
             raise
         return event
+
+    def _next_event(self, action: str, version: str, previous: str | None, reason: str) -> ChampionEvent:
+        history = self.champion_history()
+        return ChampionEvent(
+            sequence=(history[-1].sequence + 1) if history else 1,
+            time=datetime.now(UTC).isoformat(timespec="seconds"),
+            action=action,
+            version=version,
+            previous=previous,
+            reason=reason,
+        )
 
     def _unarchive(self, version: str) -> None:
         if ARCHIVED_TAG in self.client.get_model_version(self.model_name, version).tags:

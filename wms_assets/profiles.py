@@ -9,6 +9,7 @@ from wms.gitinfo import PROJECT_ROOT
 from wms.layout import MODEL_NAME, StateLayout, default_home, default_serve_port
 from wms_assets.resources import (
     Alerts,
+    CanaryAnalysis,
     CodeCheckout,
     DataQualityPolicy,
     DriftPolicy,
@@ -69,12 +70,14 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         "model_server": LocalModelServer.on_port(layout.torchserve_home, default_serve_port()),
         "code": CodeCheckout(path=str(PROJECT_ROOT)),
         "drift_policy": DriftPolicy(),
+        "canary": CanaryAnalysis(),
         "alerts": Alerts(webhook_url=os.environ.get(ALERT_WEBHOOK_VARIABLE) or None),
     }
 
 
 def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
     """S3 for DVC and for asset values, an MLflow server (backed by RDS MySQL), ECR for images, Helm releases on EKS."""
+    prometheus_url = os.environ.get("WMS_PROMETHEUS_URL", "http://kube-prometheus-stack-prometheus.monitoring:9090")
     return {
         "raw_source": deployed_image_source(layout),
         "dvc": DvcStorage(
@@ -95,10 +98,9 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         ),
         "code": CodeCheckout(path=str(PROJECT_ROOT)),
         "io_manager": s3_io_manager(),
-        "drift_policy": DriftPolicy(
-            prometheus_url=os.environ.get("WMS_PROMETHEUS_URL", "http://kube-prometheus-stack-prometheus.monitoring:9090"),
-            stage="prod",
-        ),
+        "drift_policy": DriftPolicy(prometheus_url=prometheus_url, stage="prod"),
+        # off until the chart runs two versions behind one ALB (issue 20): HelmRelease cannot split traffic yet
+        "canary": CanaryAnalysis(enabled=False, prometheus_url=prometheus_url, stage="prod"),
         "alerts": Alerts(webhook_url=os.environ.get(ALERT_WEBHOOK_VARIABLE) or None),
     }
 

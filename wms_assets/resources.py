@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from wms.canary import CanaryError, CanaryPolicy, FigureReader, read_figures
 from wms.files import copy_atomically
 from wms.gitinfo import PROJECT_ROOT, changed_files, head_sha
 from wms.smoke import SmokeResult, smoke_test
@@ -19,6 +20,8 @@ from wms.tracking import ModelRegistry
 from wms.versioning import DvcRepository, pull_pointer
 from wms.watched import FOLDER, POINTER, SYNTHETIC, WatchedSource, read_watched
 
+LOCAL_PROMETHEUS_URL = "http://127.0.0.1:9090"
+"""Where `wms monitor start` runs Prometheus."""
 TRAINING_CODE_PATHS = (
     "wms/train.py",
     "wms/model.py",
@@ -230,7 +233,91 @@ class ReleaseTarget(dg.ConfigurableResource):
         return None
 
     def smoke_test(self, deployment: Deployment, model_name: str, version: str) -> SmokeResult:
-        return smoke_test(deployment.url, model_name, version, self.bearer_token())
+        """A photo sent to the version's own path (/predictions/<model>/<version>): locally the staged version
+        answers there while the version in service keeps every request that names none."""
+        return smoke_test(deployment.url, model_name, version, self.bearer_token(), pinned=True)
+
+    def in_service(self, model_name: str) -> str | None:
+        """The version production serves now (None: nothing, or this target cannot tell)."""
+        return None
+
+    def start_canary(self, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
+        """Run `version` beside the version in service with no share of the traffic yet; return production's address."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run a canary yet: set the canary policy's enabled to false")
+
+    def set_canary_weight(self, model_name: str, weight: int) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot run a canary yet")
+
+    def promote_canary(self, model_name: str) -> str:
+        """The candidate takes all the traffic and the old version is retired; return the retired version."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run a canary yet")
+
+    def retire_canary(self, model_name: str) -> str:
+        """All traffic back to the version in service, the candidate retired; return the candidate."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run a canary yet")
+
+
+@dataclass(frozen=True)
+class CanarySplit:
+    """The TrafficSplit of wms.canary on a release target."""
+
+    target: ReleaseTarget
+    model_name: str
+
+    def set_weight(self, weight: int) -> None:
+        self.target.set_canary_weight(self.model_name, weight)
+
+
+_DEFAULT = CanaryPolicy()
+
+
+class CanaryAnalysis(dg.ConfigurableResource):
+    """How a new champion takes production's traffic: beside the version in service, in rising shares, each judged on
+    Prometheus's figures of both versions (wms.canary), then promoted or rolled back; or, disabled, all at once."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Release to production as a canary when a version is in service (needs Prometheus scraping the "
+        "handler's metrics, and traffic: locally `wms monitor start` and clients).",
+    )
+    prometheus_url: str = Field(default=LOCAL_PROMETHEUS_URL, description="Prometheus that scrapes the serving handler.")
+    stage: str = Field(default="local", description="The `stage` label of production's series in Prometheus.")
+    steps: list[int] = Field(default=list(_DEFAULT.steps), description="The candidate's share at each step, percent, up to 100.")
+    window_s: int = Field(default=_DEFAULT.window_s, description="Seconds of traffic each step is judged on.")
+    min_requests: int = Field(default=_DEFAULT.min_requests, description="Fewest requests per version for a verdict.")
+    max_error_ratio_increase: float = Field(
+        default=_DEFAULT.max_error_ratio_increase,
+        description="How far its server-error ratio may exceed the other's.",
+    )
+    max_p95_ratio: float = Field(default=_DEFAULT.max_p95_ratio, description="How many times the other's p95 it may take.")
+    p95_slack_s: float = Field(default=_DEFAULT.p95_slack_s, description="Latency differences below this are noise.")
+    interval_s: float = Field(default=_DEFAULT.interval_s, description="Seconds between questions while a step has no verdict.")
+    max_step_s: int = Field(
+        default=_DEFAULT.max_step_s, description="Seconds a step may go without a verdict before the canary is rolled back."
+    )
+
+    def policy(self) -> CanaryPolicy:
+        """The policy as wms.canary checks it (ValueError names what cannot work)."""
+        return CanaryPolicy(
+            steps=tuple(self.steps),
+            window_s=self.window_s,
+            min_requests=self.min_requests,
+            max_error_ratio_increase=self.max_error_ratio_increase,
+            max_p95_ratio=self.max_p95_ratio,
+            p95_slack_s=self.p95_slack_s,
+            interval_s=self.interval_s,
+            max_step_s=self.max_step_s,
+        )
+
+    def reader(self, model_name: str) -> FigureReader:
+        return lambda version: read_figures(self.prometheus_url, model_name, version, self.window_s, self.stage)
+
+    def check_prometheus(self, model_name: str, version: str) -> None:
+        """Ask Prometheus once before anything changes; CanaryError says what did not answer."""
+        try:
+            self.reader(model_name)(version)
+        except CanaryError as error:
+            raise CanaryError(f"{error}: start it (`wms monitor start` locally) or point the canary policy elsewhere") from error
 
 
 class LocalModelServer(ReleaseTarget):
@@ -277,14 +364,41 @@ class LocalModelServer(ReleaseTarget):
         )
 
     def deploy(self, stage: str, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
+        """Staging loads the version beside the one in service and smoke-tests it on its own path; prod switches."""
         server = self.server()
+        stored = self._stored(server, archive)
+        before = server.served_version(model_name)
+        if stage == "staging":
+            server.stage(stored, model_name, version)
+        else:
+            server.deploy(stored, model_name, version)
+        return Deployment(stage, server.inference_url, before)
+
+    @staticmethod
+    def _stored(server: LocalTorchServe, archive: Path) -> Path:
         server.model_store.mkdir(parents=True, exist_ok=True)
         stored = server.model_store / archive.name
         if stored.resolve() != archive.resolve():
             copy_atomically(archive, stored)
-        before = server.served_version(model_name)
-        server.deploy(stored, model_name, version)
-        return Deployment(stage, server.inference_url, before)
+        return stored
+
+    def in_service(self, model_name: str) -> str | None:
+        return self.server().served_version(model_name)
+
+    def start_canary(self, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
+        server = self.server()
+        in_service = server.served_version(model_name)
+        server.start_canary(self._stored(server, archive), model_name, version, 0)
+        return Deployment("prod", server.inference_url, in_service)
+
+    def set_canary_weight(self, model_name: str, weight: int) -> None:
+        self.server().set_canary_weight(model_name, weight)
+
+    def promote_canary(self, model_name: str) -> str:
+        return self.server().promote_canary(model_name)
+
+    def retire_canary(self, model_name: str) -> str:
+        return self.server().retire_canary(model_name)
 
     def bearer_token(self) -> str | None:
         server = self.server()
@@ -328,7 +442,7 @@ class HelmRelease(ReleaseTarget):
 class DriftPolicy(dg.ConfigurableResource):
     """Where the served photos' statistics are read, and when their distance from the training photos is drift."""
 
-    prometheus_url: str = Field(default="http://127.0.0.1:9090", description="Prometheus that scrapes the handler's metrics.")
+    prometheus_url: str = Field(default=LOCAL_PROMETHEUS_URL, description="Prometheus that scrapes the handler's metrics.")
     stage: str = Field(default="local", description="The stage whose traffic is compared (the `stage` label).")
     model_name: str = Field(default="wms-unet", description="The served model (the `model` label).")
     window: str = Field(default="1d", description="How far back the served photos are counted (a PromQL duration).")

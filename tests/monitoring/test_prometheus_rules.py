@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.cloud import ROOT
+from wms.canary import CanaryPolicy
 
 PROMETHEUS_DIR = ROOT / "monitoring" / "prometheus"
 RULES = PROMETHEUS_DIR / "rules.yml"
@@ -82,11 +83,17 @@ def test_every_alert_has_a_severity_and_runbook_text():
         "WMSServingAbsent",
         "WMSPodRestarting",
         "WMSGPUMemoryHigh",
+        "WMSCanaryStuck",
     }
     for rule in alerts:
         assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
         assert set(rule["annotations"]) == {"summary", "description", "runbook"}, rule["alert"]
         assert "Look at:" in rule["annotations"]["runbook"] and "Do:" in rule["annotations"]["runbook"], rule["alert"]
+
+
+def test_the_stuck_canary_alert_waits_as_long_as_a_canary_s_step_may_last():
+    (rule,) = [rule for rule in rules() if rule.get("alert") == "WMSCanaryStuck"]
+    assert f"offset {CanaryPolicy().max_step_s // 60}m" in rule["expr"]
 
 
 def test_the_rules_have_one_source_the_chart_file():

@@ -1,7 +1,8 @@
-"""Releases: staging gets each champion's serving image, production gets it once staging answered.
+"""Releases: staging gets each champion's serving image, production gets it once staging answered, at once or as a
+canary judged on Prometheus's figures (wms.canary).
 
 On the aws profile each stage is a Helm release (helm/wms-serving) in its namespace on EKS; on the local profile
-both stages are the one TorchServe on 127.0.0.1.
+both stages are the one TorchServe on 127.0.0.1, where staging loads the version beside the one in service.
 """
 
 from dataclasses import dataclass
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from wms.canary import RollOut, roll_out
+from wms.tracking import CHAMPION
 from wms_assets.assets.serving import ServingImage
 from wms_assets.constants import LINEAGE_GROUP, SERVING_STAGE, STAGING_RELEASE
-from wms_assets.resources import Deployment, ReleaseTarget
+from wms_assets.resources import CanaryAnalysis, CanarySplit, Deployment, MlflowRegistry, ReleaseTarget
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,73 @@ def staging_release_answers(staging_release: Release, model_server: ReleaseTarge
 
 
 @dg.asset(group_name=LINEAGE_GROUP, tags=SERVING_STAGE, kinds={"helm", "torchserve"}, deps=[STAGING_RELEASE])
-def release(context: dg.AssetExecutionContext, serving_image: ServingImage, model_server: ReleaseTarget) -> dg.Output[Release]:
-    """The production release (namespace model-prod on EKS): the image staging answered with."""
-    return _release("prod", context, serving_image, model_server)
+def release(
+    context: dg.AssetExecutionContext,
+    serving_image: ServingImage,
+    model_server: ReleaseTarget,
+    canary: CanaryAnalysis,
+    mlflow: MlflowRegistry,
+) -> dg.Output[Release]:
+    """The production release (namespace model-prod on EKS): the image staging answered with. With the canary policy
+    enabled and another version in service, a canary: promoted at the last step, else rolled back and failed."""
+    artifacts = serving_image.artifacts
+    in_service = model_server.in_service(artifacts.model_name)
+    if not canary.enabled or in_service in (None, artifacts.version):
+        return _release("prod", context, serving_image, model_server)
+    return _canary_release(context, serving_image, in_service, model_server, canary, mlflow)
+
+
+def _canary_release(
+    context: dg.AssetExecutionContext,
+    image: ServingImage,
+    in_service: str,
+    target: ReleaseTarget,
+    canary: CanaryAnalysis,
+    mlflow: MlflowRegistry,
+) -> dg.Output[Release]:
+    artifacts = image.artifacts
+    model, candidate = artifacts.model_name, artifacts.version
+    policy = canary.policy()
+    canary.check_prometheus(model, in_service)  # before anything changes: the version in service keeps all traffic
+    deployment = target.start_canary(model, candidate, Path(artifacts.archive_path), image.reference)
+    report = roll_out(CanarySplit(target, model), canary.reader(model), candidate, in_service, policy, context.log.info)
+    if not report.passed:
+        _roll_back(context, report, target, mlflow)
+    retired = target.promote_canary(model)
+    steps = " -> ".join(f"{step.weight} %" for step in report.steps)
+    mlflow.registry().record_served(candidate, retired, f"canary passed at {steps}: {report.last.verdict.reason}")
+    url = f"{deployment.url}/predictions/{model}"
+    return dg.Output(
+        Release(url, model, candidate, "prod", deployment.url, image.reference),
+        metadata={
+            "stage": "prod",
+            "url": dg.MetadataValue.url(url),
+            "version": candidate,
+            "previous_version": retired,
+            "image": str(image.reference),
+            "canary": dg.MetadataValue.md(report.table()),
+        },
+    )
+
+
+def _roll_back(context: dg.AssetExecutionContext, report: RollOut, target: ReleaseTarget, mlflow: MlflowRegistry) -> None:
+    """All traffic back to the version in service, the candidate retired, `champion` back to the version before it;
+    then the run fails with the figures."""
+    model = mlflow.model_name
+    target.retire_canary(model)
+    step = report.last
+    reason = f"canary of version {report.candidate} failed at {step.weight} %: {step.verdict.reason}"
+    registry = mlflow.registry()
+    champion = registry.version_by_alias(CHAMPION)
+    moved = ""
+    if champion is not None and str(champion.version) == report.candidate:
+        event = registry.rollback(reason)
+        moved = f"; champion moved back to version {event.version}"
+    context.log.error(reason + moved)
+    raise dg.Failure(
+        description=f"{reason}; version {report.in_service} keeps serving{moved}",
+        metadata={"canary": dg.MetadataValue.md(report.table()), "in_service": report.in_service},
+    )
 
 
 def _release(stage: str, context: dg.AssetExecutionContext, image: ServingImage, target: ReleaseTarget) -> dg.Output[Release]:
