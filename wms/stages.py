@@ -19,6 +19,9 @@ STAGES: dict[str, Stage] = {
 """Staging gets each model that passed the gates; prod gets it after staging's checks."""
 
 RELEASE_NAME = "wms-serving"
+CANARY_RELEASE = f"{RELEASE_NAME}-canary"
+"""A canary's candidate: a second release of the chart beside the one in service, in the same namespace (an Ingress
+can only forward to Services of its own namespace)."""
 CHART_DIR = "helm/wms-serving"
 TOKEN_SECRET = "wms-api-token"
 """The Secret (key `api-token`) the serving pods mount at /var/run/secrets/wms/api-token; made outside the chart."""

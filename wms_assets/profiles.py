@@ -99,8 +99,7 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
         "code": CodeCheckout(path=str(PROJECT_ROOT)),
         "io_manager": s3_io_manager(),
         "drift_policy": DriftPolicy(prometheus_url=prometheus_url, stage="prod"),
-        # off until the chart runs two versions behind one ALB (issue 20): HelmRelease cannot split traffic yet
-        "canary": CanaryAnalysis(enabled=False, prometheus_url=prometheus_url, stage="prod"),
+        "canary": CanaryAnalysis(enabled=True, prometheus_url=prometheus_url, stage="prod"),
         "alerts": Alerts(webhook_url=os.environ.get(ALERT_WEBHOOK_VARIABLE) or None),
     }
 

@@ -243,18 +243,19 @@ class ReleaseTarget(dg.ConfigurableResource):
 
     def start_canary(self, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
         """Run `version` beside the version in service with no share of the traffic yet; return production's address."""
-        raise NotImplementedError(f"{type(self).__name__} cannot run a canary yet: set the canary policy's enabled to false")
+        raise NotImplementedError(f"{type(self).__name__} does not run canaries")
 
     def set_canary_weight(self, model_name: str, weight: int) -> None:
-        raise NotImplementedError(f"{type(self).__name__} cannot run a canary yet")
+        """Send the candidate `weight` percent of the requests that name no version."""
+        raise NotImplementedError(f"{type(self).__name__} does not run canaries")
 
     def promote_canary(self, model_name: str) -> str:
         """The candidate takes all the traffic and the old version is retired; return the retired version."""
-        raise NotImplementedError(f"{type(self).__name__} cannot run a canary yet")
+        raise NotImplementedError(f"{type(self).__name__} does not run canaries")
 
     def retire_canary(self, model_name: str) -> str:
         """All traffic back to the version in service, the candidate retired; return the candidate."""
-        raise NotImplementedError(f"{type(self).__name__} cannot run a canary yet")
+        raise NotImplementedError(f"{type(self).__name__} does not run canaries")
 
 
 @dataclass(frozen=True)
@@ -427,16 +428,49 @@ class HelmRelease(ReleaseTarget):
                 f"the {stage} release needs the serving image pushed and pinned by digest, and none was built:"
                 " configure the image builder (WMS_ECR_REPOSITORY) so that serving_image builds and pushes it"
             )
-        kubeconfig = Path(self.kubeconfig) if self.kubeconfig else None
-        revision = upgrade(
-            stage, version, image_reference, kubeconfig=kubeconfig, timeout_s=self.timeout_seconds, chart_dir=Path(self.chart_dir)
-        )
+        revision = upgrade(stage, version, image_reference, **self._connection())
         url = service_url(stage)
         check_ping(url)
         return Deployment(stage, url, None, str(revision))
 
     def bearer_token(self) -> str | None:
         return self.api_token
+
+    def _connection(self) -> dict:
+        kubeconfig = Path(self.kubeconfig) if self.kubeconfig else None
+        return {"kubeconfig": kubeconfig, "timeout_s": self.timeout_seconds, "chart_dir": Path(self.chart_dir)}
+
+    def in_service(self, model_name: str) -> str | None:
+        from wms.helm_release import released
+
+        found = released("prod", kubeconfig=self._connection()["kubeconfig"])
+        return found.version if found else None
+
+    def start_canary(self, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
+        """The candidate's release (wms-serving-canary) beside the one in service in model-prod, answering /ping."""
+        from wms.helm_release import CANARY_RELEASE, check_ping, service_url, start_canary
+
+        if not image_reference:
+            raise ValueError("a canary on EKS runs the candidate's serving image and none was built: set WMS_ECR_REPOSITORY")
+        in_service = self.in_service(model_name)
+        start_canary("prod", version, image_reference, **self._connection())
+        check_ping(service_url("prod", CANARY_RELEASE))
+        return Deployment("prod", service_url("prod"), in_service)
+
+    def set_canary_weight(self, model_name: str, weight: int) -> None:
+        from wms.helm_release import set_canary_weight
+
+        set_canary_weight("prod", weight, **self._connection())
+
+    def promote_canary(self, model_name: str) -> str:
+        from wms.helm_release import promote_canary
+
+        return promote_canary("prod", **self._connection())
+
+    def retire_canary(self, model_name: str) -> str:
+        from wms.helm_release import retire_canary
+
+        return str(retire_canary("prod", **self._connection()))
 
 
 class DriftPolicy(dg.ConfigurableResource):
