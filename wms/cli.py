@@ -443,6 +443,84 @@ def serve_stop() -> None:
     click.echo("TorchServe stopped")
 
 
+@serve.group("canary")
+def serve_canary() -> None:
+    """A candidate version beside the one in service, taking a share of the requests that name no version."""
+
+
+def _canary_call(action):
+    """Run one canary action on the local server: its answer on stdout, a refusal (nothing changed) on stderr, exit 2."""
+    from wms.torchserve import LocalTorchServe, TorchServeError
+
+    server = LocalTorchServe.of_home(StateLayout(default_home()).torchserve_home)
+    try:
+        return server, action(server)
+    except (LookupError, ValueError, RuntimeError, TorchServeError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+@serve_canary.command("start")
+@click.option("--model", "model_ref", required=True, help="The candidate: as `wms serve start --model` takes it.")
+@click.option("--weight", type=int, default=0, show_default=True, help="Its share of the requests, 0 to 100 percent.")
+def serve_canary_start(model_ref: str, weight: int) -> None:
+    """Serve MODEL beside the version in service (smoke-tested on its own path first) with WEIGHT percent of the
+    requests that name no version."""
+    from wms.local_serving import resolve_servable
+    from wms.torchserve import build_archive
+
+    def start(server):
+        model = resolve_servable(model_ref, _prepare_state())
+        archive = build_archive(model.onnx_path, MODEL_NAME, model.version, server.model_store)
+        server.start_canary(archive, MODEL_NAME, model.version, weight)
+        return model.version
+
+    _, version = _canary_call(start)
+    click.echo(f"canary: version {version} takes {weight} % of the requests")
+
+
+@serve_canary.command("weight")
+@click.argument("weight", type=int)
+def serve_canary_weight(weight: int) -> None:
+    """Give the running canary WEIGHT percent (0-100) of the requests that name no version."""
+    _canary_call(lambda server: server.set_canary_weight(MODEL_NAME, weight))
+    click.echo(f"canary: {weight} %")
+
+
+@serve_canary.command("promote")
+def serve_canary_promote() -> None:
+    """Send every request to the candidate and retire the version it replaces (the champion alias is not moved)."""
+    server, retired = _canary_call(lambda server: server.promote_canary(MODEL_NAME))
+    click.echo(f"version {server.served_version(MODEL_NAME)} serves everything; version {retired} retired")
+
+
+@serve_canary.command("retire")
+def serve_canary_retire() -> None:
+    """Send every request back to the version in service and retire the candidate."""
+    _, candidate = _canary_call(lambda server: server.retire_canary(MODEL_NAME))
+    click.echo(f"candidate {candidate} retired")
+
+
+@serve_canary.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print {in_service, candidate, weight} as JSON.")
+def serve_canary_status(as_json: bool) -> None:
+    """The version in service and the candidate beside it, with its share."""
+    server, canary = _canary_call(lambda server: server.canary(MODEL_NAME))
+    state = {
+        "in_service": server.served_version(MODEL_NAME),
+        "candidate": canary.version if canary else None,
+        "weight": canary.weight if canary else None,
+    }
+    if as_json:
+        click.echo(json.dumps(state))
+    elif state["in_service"] is None:
+        click.echo("TorchServe is not serving WMS")
+    elif canary is None:
+        click.echo(f"no canary; version {state['in_service']} serves every request")
+    else:
+        click.echo(f"version {canary.version} takes {canary.weight} %, version {state['in_service']} the rest")
+
+
 @main.group()
 def data() -> None:
     """Data sets."""

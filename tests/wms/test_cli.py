@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.conftest import free_port_block
+from tests.models import centre_window_onnx, fails_on_bright_photos
 from tests.photos import encode
 from wms.cli import main
 from wms.export import export_onnx
@@ -119,6 +120,35 @@ def test_serve_start_serves_an_onnx_file_then_status_and_stop_find_it(tmp_path, 
         stopped = CliRunner().invoke(main, ["serve", "stop"])
     assert "TorchServe stopped" in stopped.output
     assert "not serving" in CliRunner().invoke(main, ["serve", "status"]).output
+
+
+@pytest.mark.integration
+def test_serve_canary_starts_weighs_refuses_a_bad_weight_and_retires(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMS_HOME", str(tmp_path / "state"))
+    in_service, candidate = centre_window_onnx(tmp_path / "one.onnx"), fails_on_bright_photos(tmp_path / "two.onnx")
+    port = free_port_block(8)
+
+    def wms(*arguments):
+        return CliRunner().invoke(main, ["serve", *arguments])
+
+    try:
+        assert wms("start", "--model", str(in_service), "--port", str(port)).exit_code == 0
+        started = wms("canary", "start", "--model", str(candidate), "--weight", "30")
+        assert started.exit_code == 0, started.output
+        state = json.loads(wms("canary", "status", "--json").output)
+        assert state["weight"] == 30 and state["candidate"] != state["in_service"]
+
+        refused = wms("canary", "weight", "150")
+        assert refused.exit_code == 2 and "a whole percent from 0 to 100" in refused.output
+        assert json.loads(wms("canary", "status", "--json").output) == state, "the weight was left as it was"
+
+        assert wms("canary", "weight", "0").exit_code == 0
+        retired = wms("canary", "retire")
+        assert retired.exit_code == 0 and f"candidate {state['candidate']} retired" in retired.output
+        assert json.loads(wms("canary", "status", "--json").output)["candidate"] is None
+        assert wms("canary", "retire").exit_code == 2, "no canary left to retire"
+    finally:
+        wms("stop")
 
 
 def test_data_use_records_the_watched_folder_and_its_training_settings_with_a_history(synthetic_root, tmp_path, monkeypatch):
