@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from wms.monitoring import LocalPrometheus
 from wms.synthetic import SyntheticSpec, generate_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -88,3 +89,17 @@ def kubeconfig_of_an_absent_cluster(tmp_path) -> Path:
         )
     )
     return path
+
+
+def prometheus_scraping(folder: Path, server) -> LocalPrometheus:
+    """A real Prometheus, started, scraping a local TorchServe every second (its metrics and the handler's)."""
+    prometheus = LocalPrometheus(
+        folder,
+        ts_metrics_port=server.metrics_port,
+        handler_metrics_port=server.handler_metrics_port,
+        port=free_port(),
+        scrape_interval="1s",
+        evaluation_interval="1s",
+    )
+    prometheus.start()
+    return prometheus

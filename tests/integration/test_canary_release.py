@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port, free_port_block
+from tests.conftest import free_port, free_port_block, prometheus_scraping
 from tests.models import centre_window_onnx, fails_on_bright_photos, slow_model
 from wms.front_door import Canary
 from wms.monitoring import LocalPrometheus
@@ -98,15 +98,7 @@ def production(tmp_path_factory):
     target = LocalModelServer(home=str(root / "torchserve"), worker_port=free_port(), **ports)
     server = target.server()
     server.deploy(build_archive(centre_window_onnx(root / "good.onnx"), MODEL, "1", server.model_store), MODEL, "1")
-    prometheus = LocalPrometheus(
-        root / "prometheus",
-        ts_metrics_port=server.metrics_port,
-        handler_metrics_port=server.handler_metrics_port,
-        port=free_port(),
-        scrape_interval="1s",
-        evaluation_interval="1s",
-    )
-    prometheus.start()
+    prometheus = prometheus_scraping(root / "prometheus", server)
     mlflow = MlflowRegistry(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", model_name=MODEL)
     registry = mlflow.registry()
     registry.client.create_registered_model(MODEL)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port, free_port_block
+from tests.conftest import free_port, free_port_block, prometheus_scraping
 from tests.photos import encode
 from wms.drift import STATISTICS, compare, served_histograms
 from wms.export import export_onnx
@@ -32,15 +32,7 @@ def watched(tmp_path_factory):
     onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
     server = replace(LocalTorchServe.on_port(folder / "home", free_port_block(8)), worker_port=free_port())
     server.start(build_archive(onnx_path, MODEL, "1", server.model_store))
-    prometheus = LocalPrometheus(
-        folder / "prometheus",
-        server.metrics_port,
-        server.handler_metrics_port,
-        port=free_port(),
-        scrape_interval="1s",
-        evaluation_interval="1s",
-    )
-    prometheus.start()
+    prometheus = prometheus_scraping(folder / "prometheus", server)
     try:
         rng = np.random.default_rng(0)
         post(server, photo_of(rng))

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.conftest import free_port, free_port_block
+from tests.conftest import free_port, free_port_block, prometheus_scraping
 from tests.models import centre_window_onnx, wrong_input_model
 from wms.canary import CanaryPolicy, judge, read_figures
 from wms.monitoring import LocalPrometheus
@@ -49,15 +49,7 @@ def served_and_watched(tmp_path):
     server.deploy(build_archive(centre_window_onnx(tmp_path / "good.onnx"), MODEL, "1", server.model_store), MODEL, "1")
     broken = build_archive(wrong_input_model(tmp_path / "broken.onnx"), MODEL, "2", server.model_store)
     server._management("POST", f"/models?url={broken.name}&initial_workers=1&synchronous=true")  # beside, no smoke test
-    prometheus = LocalPrometheus(
-        tmp_path / "prometheus",
-        ts_metrics_port=server.metrics_port,
-        handler_metrics_port=server.handler_metrics_port,
-        port=free_port(),
-        scrape_interval="1s",
-        evaluation_interval="1s",
-    )
-    prometheus.start()
+    prometheus = prometheus_scraping(tmp_path / "prometheus", server)
     yield server, prometheus
     prometheus.stop()
     server.stop()
