@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from wms.layout import DEFAULT_SERVE_PORT, MODEL_NAME, SERVE_PORT_VARIABLE, StateLayout, default_home
+from wms.monitoring import DEFAULT_PORT as PROMETHEUS_PORT
 from wms.progress import Progress
 from wms.stages import STAGES
 
@@ -657,7 +658,7 @@ def monitor() -> None:
     """A local Prometheus beside the local TorchServe, with the serving rules (monitoring/prometheus)."""
 
 
-def _local_prometheus(port: int = 9090):
+def _local_prometheus(port: int = PROMETHEUS_PORT):
     from wms.monitoring import LocalPrometheus
     from wms.torchserve import LocalTorchServe
 
@@ -669,7 +670,9 @@ def _local_prometheus(port: int = 9090):
 
 
 @monitor.command("start")
-@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True, help="Prometheus' port (127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=PROMETHEUS_PORT, show_default=True, help="Prometheus' port (127.0.0.1)."
+)
 def monitor_start(port: int) -> None:
     """Start Prometheus in the background, scraping the local TorchServe (`wms serve start`) and evaluating the rules."""
     from wms.monitoring import MonitoringError

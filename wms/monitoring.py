@@ -25,6 +25,11 @@ TEMPLATE = PROMETHEUS_DIR / "prometheus-local.yml.template"
 RULES = PROMETHEUS_DIR / "rules.yml"
 
 
+DEFAULT_PORT = 9090
+LOCAL_PROMETHEUS_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+"""Where `wms monitor start` runs Prometheus unless told another port."""
+
+
 class MonitoringError(RuntimeError):
     """Prometheus could not start or stop; the message says why and what to do."""
 
@@ -34,7 +39,7 @@ class LocalPrometheus:
     home: Path
     ts_metrics_port: int = 8082
     handler_metrics_port: int = 8083
-    port: int = 9090
+    port: int = DEFAULT_PORT
     host: str = "127.0.0.1"
     scrape_interval: str = "15s"
     evaluation_interval: str = "15s"

@@ -12,6 +12,7 @@ from pydantic import Field
 from wms.canary import CanaryError, CanaryPolicy, FigureReader, read_figures
 from wms.files import copy_atomically
 from wms.gitinfo import PROJECT_ROOT, changed_files, head_sha
+from wms.monitoring import LOCAL_PROMETHEUS_URL
 from wms.smoke import SmokeResult, smoke_test
 from wms.stages import CHART_DIR
 from wms.synthetic import SyntheticSpec, generate_dataset
@@ -20,8 +21,6 @@ from wms.tracking import ModelRegistry
 from wms.versioning import DvcRepository, pull_pointer
 from wms.watched import FOLDER, POINTER, SYNTHETIC, WatchedSource, read_watched
 
-LOCAL_PROMETHEUS_URL = "http://127.0.0.1:9090"
-"""Where `wms monitor start` runs Prometheus."""
 TRAINING_CODE_PATHS = (
     "wms/train.py",
     "wms/model.py",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from wms.layout import MODEL_NAME, StateLayout
+from wms.monitoring import LOCAL_PROMETHEUS_URL
 from wms.torchserve import LocalTorchServe, TorchServeError
 from wms.tracking import CHALLENGER, CHAMPION, ModelRegistry
 from wms.versioning import DvcError, pointer_version
@@ -18,8 +19,6 @@ from wms.watched import WatchedSourceError, read_watched
 from wms_assets.constants import DATA_FOLDER, RUN_REASON_TAG
 
 LATEST_RUNS = 5
-PROMETHEUS_URL = "http://127.0.0.1:9090"
-"""Where `wms monitor start` puts the local Prometheus by default."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +46,12 @@ class Status:
     versions: list[VersionState] = field(default_factory=list)
     served_version: str | None = None
     inference_url: str = ""
+    canary: dict | None = None
+    """{"version": ..., "weight": ...} while a candidate takes a share of the requests beside the version in service."""
     watched: str = ""
     data_version: str | None = None
     runs: list[RunState] = field(default_factory=list)
-    prometheus_url: str = PROMETHEUS_URL
+    prometheus_url: str = LOCAL_PROMETHEUS_URL
     prometheus_up: bool = False
     problems: list[str] = field(default_factory=list)
     """What could not be read, and why (the rest is still reported)."""
@@ -69,6 +70,8 @@ class Status:
         if not self.versions:
             lines.append("  no champion nor challenger yet: `wms run` trains and registers one")
         served = f"version {self.served_version} at {self.inference_url}" if self.served_version else "nothing"
+        if self.canary:
+            served += f"; canary: version {self.canary['version']} takes {self.canary['weight']} % (wms serve canary)"
         lines.append(f"serving    {served}")
         lines.append(f"photos     {self.watched}")
         lines.append(f"data       version {self.data_version or 'none yet (no dataset materialized)'}")
@@ -79,13 +82,15 @@ class Status:
         return lines
 
 
-def local_status(layout: StateLayout, instance: dg.DagsterInstance, prometheus_url: str = PROMETHEUS_URL) -> Status:
+def local_status(layout: StateLayout, instance: dg.DagsterInstance, prometheus_url: str = LOCAL_PROMETHEUS_URL) -> Status:
     status = Status(MODEL_NAME, prometheus_url=prometheus_url)
     _read_versions(status, ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME))
     server = LocalTorchServe.of_home(layout.torchserve_home)
     status.inference_url = server.inference_url
     try:
         status.served_version = server.served_version(MODEL_NAME)
+        canary = server.canary(MODEL_NAME) if status.served_version else None
+        status.canary = {"version": canary.version, "weight": canary.weight} if canary else None
     except TorchServeError as error:  # another state's server on these ports: it refuses this state's (absent) key
         status.problems.append(f"what {server.inference_url} serves: {error}")
     try:

@@ -125,6 +125,7 @@ def test_serve_start_serves_an_onnx_file_then_status_and_stop_find_it(tmp_path, 
 @pytest.mark.integration
 def test_serve_canary_starts_weighs_refuses_a_bad_weight_and_retires(tmp_path, monkeypatch):
     monkeypatch.setenv("WMS_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     in_service, candidate = centre_window_onnx(tmp_path / "one.onnx"), fails_on_bright_photos(tmp_path / "two.onnx")
     port = free_port_block(8)
 
@@ -137,6 +138,8 @@ def test_serve_canary_starts_weighs_refuses_a_bad_weight_and_retires(tmp_path, m
         assert started.exit_code == 0, started.output
         state = json.loads(wms("canary", "status", "--json").output)
         assert state["weight"] == 30 and state["candidate"] != state["in_service"]
+        overall = json.loads(CliRunner().invoke(main, ["status", "--json"]).stdout)
+        assert overall["canary"] == {"version": state["candidate"], "weight": 30}
 
         refused = wms("canary", "weight", "150")
         assert refused.exit_code == 2 and "a whole percent from 0 to 100" in refused.output
