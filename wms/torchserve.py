@@ -92,7 +92,9 @@ def build_archive(
                 "--export-path",
                 scratch,
                 "--force",
-            ]
+            ],
+            # the archiver stages the files in $TMPDIR/<model name>: builds of one model at once would share it
+            env=os.environ | {"TMPDIR": scratch},
         )
         target = store / f"{model_name}-v{version}.mar"
         copy_atomically(Path(scratch) / f"{model_name}.mar", target)
@@ -589,7 +591,7 @@ def _properties_value(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
-def _run(command: list[str]) -> None:
-    completed = subprocess.run(command, capture_output=True, text=True)
+def _run(command: list[str], env: dict[str, str] | None = None) -> None:
+    completed = subprocess.run(command, capture_output=True, text=True, env=env)
     if completed.returncode != 0:
         raise TorchServeError(f"{Path(command[0]).name} failed: {completed.stderr.strip() or completed.stdout.strip()}")

@@ -2,12 +2,13 @@ import json
 import socket
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
 
 from tests.conftest import free_port, free_port_block
-from tests.models import wrong_input_model
+from tests.models import fails_on_bright_photos, wrong_input_model
 from wms.export import export_onnx
 from wms.model import build_unet
 from wms.smoke import sample_photo
@@ -111,3 +112,14 @@ def test_a_new_version_answers_after_its_smoke_test_and_names_what_it_was_traine
     answer = server.predict("tiny", sample_photo())
     assert (answer["model_version"], answer["trained_on"]) == ("2", "synthetic")
     assert "will not find the digit window in real meter photos" in answer["notice"]
+
+
+def test_archives_of_one_model_built_at_once_do_not_share_a_staging_folder(tmp_path):
+    """torch-model-archiver stages files in $TMPDIR/<model name>: 32 builds in 8 threads failed before each got its own."""
+    onnx_path = fails_on_bright_photos(tmp_path / "model.onnx")
+    with ThreadPoolExecutor(8) as pool:
+        built = list(pool.map(lambda n: build_archive(onnx_path, "same", str(n), tmp_path / f"store-{n}"), range(32)))
+    assert all(zipfile.is_zipfile(archive) for archive in built)
+    assert {json.loads(zipfile.ZipFile(archive).read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"] for archive in built} == {
+        str(n) for n in range(32)
+    }
