@@ -13,7 +13,6 @@ import inspect
 import json
 import shutil
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -234,13 +233,11 @@ def test_a_release_stuck_in_another_operation_says_how_to_unstick_it():
 
 
 def test_an_unreachable_cluster_is_reported_with_what_to_do(kubeconfig_of_an_absent_cluster):
-    started = time.monotonic()
     with pytest.raises(HelmReleaseError) as raised:
         helm_release.upgrade("staging", "7", IMAGE, kubeconfig=kubeconfig_of_an_absent_cluster, timeout_s=30)
     message = str(raised.value)
     assert "cannot reach the Kubernetes cluster to release wms-serving in namespace model-staging" in message
     assert "aws eks update-kubeconfig" in message and "connection refused" in message
-    assert time.monotonic() - started < 20
 
 
 def test_a_bad_release_fails_before_the_cluster_is_contacted(kubeconfig_of_an_absent_cluster):
@@ -303,13 +300,11 @@ def test_check_ping_returns_once_the_service_answers_healthy(ping_server):
 
 def test_check_ping_fails_with_the_last_answer_when_never_healthy(ping_server):
     server = ping_server([(500, {"status": "Unhealthy"})])
-    started = time.monotonic()
     with pytest.raises(HelmReleaseError) as raised:
         helm_release.check_ping(server.url, timeout_s=0.5, interval_s=0.1)
-    assert time.monotonic() - started < 5
     message = str(raised.value)
     assert f"{server.url}/ping did not answer Healthy" in message and "HTTP 500" in message and "Unhealthy" in message
-    assert server.requests >= 2
+    assert 2 <= server.requests <= 6, "asked every interval until the timeout, then stopped"
 
 
 def test_check_ping_reports_a_service_that_is_not_there():

@@ -1,6 +1,5 @@
 import json
 import socket
-import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -50,13 +49,11 @@ def test_a_server_that_cannot_start_fails_fast_with_the_reason(archive, tmp_path
         )
         (tmp_path / "model-store").mkdir()
         (tmp_path / "model-store" / archive.name).write_bytes(archive.read_bytes())
-        started = time.monotonic()
-        try:
-            with pytest.raises(TorchServeError, match=r"Address already in use|Failed to bind"):
+        try:  # "exited while starting": it failed on seeing TorchServe exit, not after waiting out the start timeout
+            with pytest.raises(TorchServeError, match=r"exited while starting(.|\n)*(Address already in use|Failed to bind)"):
                 server.start(tmp_path / "model-store" / archive.name)
         finally:
             server.stop()  # also when the start did not fail as it should
-    assert time.monotonic() - started < 60
 
 
 def test_a_server_is_found_again_from_the_config_it_wrote(tmp_path):
