@@ -7,6 +7,7 @@ both stages are the one TorchServe on 127.0.0.1, where staging loads the version
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import dagster as dg
 
@@ -80,7 +81,7 @@ def _canary_release(
     deployment = target.start_canary(model, candidate, Path(artifacts.archive_path), image.reference)
     report = roll_out(CanarySplit(target, model), canary.reader(model), candidate, in_service, policy, context.log.info)
     if not report.passed:
-        _roll_back(context, report, target, mlflow)
+        _roll_back(context, report, model, target, mlflow)
     retired = target.promote_canary(model)
     steps = " -> ".join(f"{step.weight} %" for step in report.steps)
     mlflow.registry().record_served(candidate, retired, f"canary passed at {steps}: {report.last.verdict.reason}")
@@ -98,10 +99,11 @@ def _canary_release(
     )
 
 
-def _roll_back(context: dg.AssetExecutionContext, report: RollOut, target: ReleaseTarget, mlflow: MlflowRegistry) -> None:
+def _roll_back(
+    context: dg.AssetExecutionContext, report: RollOut, model: str, target: ReleaseTarget, mlflow: MlflowRegistry
+) -> NoReturn:
     """All traffic back to the version in service, the candidate retired, `champion` back to the version before it;
     then the run fails with the figures."""
-    model = mlflow.model_name
     target.retire_canary(model)
     step = report.last
     reason = f"canary of version {report.candidate} failed at {step.weight} %: {step.verdict.reason}"
