@@ -14,12 +14,14 @@ install: ## Install the locked dependencies into .venv (skipped when up to date)
 demo: install ## Install, then materialize the whole graph on the local profile and serve the model
 	@$(VENV)/bin/wms run
 
-test: install ## Install, then run ruff and the whole test suite
+test: install ## Install, then run ruff, the import layering (lint-imports) and the whole test suite
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
-lint: install ## ruff check and format check
+lint: install ## ruff check, format check and the import layering
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff format --check .
 
 ui: install ## Open the Dagster UI with its daemon (http://127.0.0.1:3000) and, for its images and links, the MLflow UI

@@ -38,7 +38,7 @@ def start_server(code: Path, home: Path, port: int, onnx: Path) -> None:
     whose imports come from there (the server outlives it)."""
     script = (
         "import sys; from pathlib import Path; from dataclasses import replace;"
-        "from wms.torchserve import LocalTorchServe, build_archive;"
+        "from wms.serving.torchserve import LocalTorchServe, build_archive;"
         f"server = replace(LocalTorchServe.on_port(Path({str(home)!r}), {port}), worker_port={port + 100});"
         f"server.start(build_archive(Path({str(onnx)!r}), {MODEL!r}, '1', server.model_store))"
     )
@@ -48,14 +48,14 @@ def start_server(code: Path, home: Path, port: int, onnx: Path) -> None:
 
 def stop_server(code: Path, home: Path, port: int) -> None:
     script = (
-        "from pathlib import Path; from dataclasses import replace; from wms.torchserve import LocalTorchServe;"
+        "from pathlib import Path; from dataclasses import replace; from wms.serving.torchserve import LocalTorchServe;"
         f"replace(LocalTorchServe.on_port(Path({str(home)!r}), {port}), worker_port={port + 100}).stop()"
     )
     subprocess.run([sys.executable, "-c", script], cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, check=True)
 
 
 def resident_mb(home: Path, port: int) -> float:
-    from wms.torchserve import LocalTorchServe
+    from wms.serving.torchserve import LocalTorchServe
 
     return LocalTorchServe.on_port(home, port).resident_bytes() / 2**20
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-from wms.imaging import bounding_box, mask_to_png, read_photo
-from wms.predict import Segmenter, window_confidence, window_polygon
+from wms.inference.imaging import bounding_box, mask_to_png, read_photo
+from wms.inference.predict import Segmenter, window_confidence, window_polygon
 
 
 class EagerWindowHandler(BaseHandler):

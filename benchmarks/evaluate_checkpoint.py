@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from train_benchmark import load_splits
 
-from wms.imaging import read_mask, read_photo
-from wms.metrics import ScoreAccumulator
-from wms.model import build_unet
-from wms.predict import Segmenter, TorchBackend
+from wms.inference.imaging import read_mask, read_photo
+from wms.inference.predict import Segmenter
+from wms.inference.scores import ScoreAccumulator
+from wms.training.model import TorchBackend, build_unet
 
 LOOKS = {
     "one look": {"refine": False},

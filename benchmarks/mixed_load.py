@@ -117,7 +117,7 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 def main() -> None:
     from tests.conftest import free_port, free_port_block
-    from wms.torchserve import LocalTorchServe, build_archive
+    from wms.serving.torchserve import LocalTorchServe, build_archive
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", type=Path, required=True, help="the model to serve")

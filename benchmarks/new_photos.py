@@ -24,11 +24,11 @@ from pathlib import Path
 
 from emit import emit
 
-from wms.layout import MODEL_NAME, StateLayout, default_home
-from wms.torchserve import LocalTorchServe
-from wms.tracking import CHAMPION, ModelRegistry
-from wms.validation import validate_folder
-from wms.watched import folder_source, read_watched, record_watched
+from wms.core.local_state import MODEL_NAME, StateLayout, default_home
+from wms.data.validation import validate_folder
+from wms.data.watched import folder_source, read_watched, record_watched
+from wms.registry.model_registry import CHAMPION, ModelRegistry
+from wms.serving.torchserve import LocalTorchServe
 
 HELD_BACK = "held-back"
 WATCHED = "watched"

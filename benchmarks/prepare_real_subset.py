@@ -1,6 +1,6 @@
 """Copy the real photos, turned upright and scaled down, into a folder small enough to carry to a GPU machine.
 
-The split of each pair is decided on the original files (wms.data.split_of) and written to splits.json, so the
+The split of each pair is decided on the original files (wms.data.pairs.split_of) and written to splits.json, so the
 GPU run trains and scores on the same split as the CPU runs.
 
     python benchmarks/prepare_real_subset.py ../shared/data/water-meters .gpu/water-meters --long-side 640
@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from wms.data import split_of
-from wms.imaging import open_image
-from wms.validation import validate_folder
+from wms.data.pairs import split_of
+from wms.data.validation import validate_folder
+from wms.inference.imaging import open_image
 
 
 def main() -> None:

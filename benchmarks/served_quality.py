@@ -24,8 +24,8 @@ from emit import emit
 from PIL import Image
 from train_benchmark import load_splits
 
-from wms.imaging import read_mask
-from wms.metrics import ScoreAccumulator
+from wms.inference.imaging import read_mask
+from wms.inference.scores import ScoreAccumulator
 
 
 def ask(url: str, photo: bytes, timeout: float = 60.0) -> dict:

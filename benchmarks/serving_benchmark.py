@@ -34,10 +34,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import free_port_block
-from wms.export import export_onnx
-from wms.model import build_unet
-from wms.synthetic import SyntheticSpec, generate_dataset
-from wms.torchserve import BatchSettings, LocalTorchServe, build_archive
+from wms.data.synthetic import SyntheticSpec, generate_dataset
+from wms.serving.torchserve import BatchSettings, LocalTorchServe, build_archive
+from wms.training.export import export_onnx
+from wms.training.model import build_unet
 
 BENCHMARKS = Path(__file__).resolve().parent
 REAL_DATA = BENCHMARKS.parent.parent / "shared" / "data" / "water-meters"

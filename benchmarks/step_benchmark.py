@@ -16,8 +16,8 @@ import time
 import torch
 from train_benchmark import peak_tflops, training_flops_per_image
 
-from wms.losses import loss_by_name
-from wms.model import build_unet
+from wms.training.losses import loss_by_name
+from wms.training.model import build_unet
 
 
 def time_steps(model, optimizer, loss_function, batch: int, image_size: int, device: torch.device, steps: int) -> float:

@@ -5,7 +5,7 @@ the latter, times the FLOPs of a forward and backward pass, is the achieved TFLO
 dense bf16 peak.
 
 DATA is a folder in the Kaggle layout (real photos: ../shared/data/water-meters); without it, the project's
-synthetic data set is generated into a temporary folder. The split is wms.data's (by file digest), or the one in
+synthetic data set is generated into a temporary folder. The split is wms.data.pairs's (by file digest), or the one in
 a --splits JSON file (name -> train/val/test). Examples:
 
     python benchmarks/train_benchmark.py --preset demo                       # CPU figure of the demo preset
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wms.data import Pair, split_pairs
-from wms.synthetic import SyntheticSpec, generate_dataset
-from wms.train import PRESETS, TrainSettings, preset, resolve_device, train, validates
-from wms.validation import validate_folder
+from wms.data.pairs import Pair, split_pairs
+from wms.data.synthetic import SyntheticSpec, generate_dataset
+from wms.data.validation import validate_folder
+from wms.training.train import PRESETS, TrainSettings, preset, resolve_device, train, validates
 
 
 def load_splits(root: Path, splits_file: Path | None) -> dict[str, list[Pair]]:
@@ -61,7 +61,7 @@ def training_flops_per_image(encoder: str, image_size: int) -> float:
     """FLOPs of one forward and backward pass of one image, counted by PyTorch's FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from wms.model import build_unet
+    from wms.training.model import build_unet
 
     model = build_unet(encoder)
     with FlopCounterMode(display=False) as counter:

@@ -12,7 +12,7 @@ import resource
 import time
 from pathlib import Path
 
-from wms.validation import validate_folder
+from wms.data.validation import validate_folder
 
 
 def peak_rss_mib(who: int) -> float:

@@ -14,11 +14,11 @@ if ! command -v java >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
 fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  echo "installing nginx, the front door of the local TorchServe (wms/front_door.py)"
+  echo "installing nginx, the front door of the local TorchServe (wms/serving/front_door.py)"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 fi
 
-# Images without a daemon (wms/image.py, tests/images): buildah builds, docker-registry stands in for ECR in the
+# Images without a daemon (wms/deployment/container_image.py, tests/images): buildah builds, docker-registry stands in for ECR in the
 # tests, debootstrap makes a base image without any public registry. Prometheus (and promtool) for the monitoring
 # rules, their tests and `wms monitor start` on the local profile. Chromium for the tests of the page at / and the
 # screenshots in docs/ (driven by Playwright, which uses it instead of a browser of its own).

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from wms.layout import MODEL_NAME, StateLayout, default_home
-from wms.project import PROJECT_ROOT
-from wms.smoke import sample_photo
-from wms.torchserve import LocalTorchServe
-from wms.tracking import CHAMPION, ModelRegistry
+from wms.core.local_state import MODEL_NAME, StateLayout, default_home
+from wms.core.project import PROJECT_ROOT
+from wms.registry.model_registry import CHAMPION, ModelRegistry
+from wms.serving.smoke import sample_photo
+from wms.serving.torchserve import LocalTorchServe
 from wms_assets.resources import MlflowRegistry
 
 OUTPUT = PROJECT_ROOT / "docs" / "images"

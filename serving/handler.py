@@ -10,7 +10,7 @@ Settings come from the worker's environment, which the serving image and the loc
   WMS_WORKERS_PER_MODEL       workers sharing the CPU quota (ONNX Runtime threads = quota / workers)
   WMS_HANDLER_METRICS_PORT    port of the handler's Prometheus metrics (unset: not exposed)
   WMS_HANDLER_METRICS_ADDRESS address they listen on (default 127.0.0.1; the image: 0.0.0.0, for Prometheus in the cluster)
-  PROMETHEUS_MULTIPROC_DIR    folder where the workers' metrics meet (see wms.service_metrics)
+  PROMETHEUS_MULTIPROC_DIR    folder where the workers' metrics meet (see wms.inference.service_metrics)
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wms.imaging import bounding_box, mask_to_png
-from wms.model_card import MODEL_CARD_FILE, notice
-from wms.predict import Look, Segmenter, window_polygon
-from wms.service_metrics import HandlerMetrics
-from wms.uploads import INTERNAL_ERROR, DecodedPhoto, PhotoLimits, PhotoRejected, decode_photo
+from wms.inference.imaging import bounding_box, mask_to_png
+from wms.inference.model_card import MODEL_CARD_FILE, notice
+from wms.inference.predict import Look, Segmenter, window_polygon
+from wms.inference.service_metrics import HandlerMetrics
+from wms.inference.uploads import INTERNAL_ERROR, DecodedPhoto, PhotoLimits, PhotoRejected, decode_photo
 
 logger = logging.getLogger(__name__)
 

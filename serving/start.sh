@@ -1,5 +1,5 @@
 #!/bin/sh
-# The serving image's entry point: nginx (the front door, wms/front_door.py) on 8080 in front of TorchServe's
+# The serving image's entry point: nginx (the front door, wms/serving/front_door.py) on 8080 in front of TorchServe's
 # inference API on 127.0.0.1:8086, then TorchServe in the foreground. The handler's metrics folder is emptied
 # first, so that a restarted container does not add up an earlier run's samples.
 set -eu

@@ -5,7 +5,7 @@
 locals {
   oidc_issuer_host = trimprefix(aws_eks_cluster.main.identity[0].oidc[0].issuer, "https://")
 
-  # wms/stages.py: the release stages and their namespaces (the serving pods run as service account wms-serving).
+  # wms/deployment/stages.py: the release stages and their namespaces (the serving pods run as service account wms-serving).
   serving_namespaces = { staging = "model-staging", prod = "model-prod" }
 
   irsa_roles = {

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from wms.monitoring import LocalPrometheus
-from wms.synthetic import SyntheticSpec, generate_dataset
+from wms.data.synthetic import SyntheticSpec, generate_dataset
+from wms.monitoring.prometheus import LocalPrometheus
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "water-meters"

@@ -111,13 +111,13 @@ def packaging() -> None:
 
 
 def release_start() -> None:
-    from wms.torchserve import LocalTorchServe
+    from wms.serving.torchserve import LocalTorchServe
 
     _before("release-start", LocalTorchServe, "_wait_for_keys")
 
 
 def release_switch() -> None:
-    from wms.torchserve import LocalTorchServe
+    from wms.serving.torchserve import LocalTorchServe
 
     _before("release-switch", LocalTorchServe, "_smoke_test_beside")
 

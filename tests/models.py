@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from wms.export import export_onnx
+from wms.training.export import export_onnx
 
 SIDE = 64
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from wms.layout import DEFAULT_SERVE_PORT, MODEL_NAME, SERVE_PORT_VARIABLE, StateLayout, default_home
-from wms.monitoring import DEFAULT_PORT as PROMETHEUS_PORT
-from wms.progress import Progress
-from wms.stages import STAGES
+from wms.core.local_state import DEFAULT_SERVE_PORT, MODEL_NAME, SERVE_PORT_VARIABLE, StateLayout, default_home
+from wms.core.progress import Progress
+from wms.deployment.stages import STAGES
+from wms.monitoring.prometheus import DEFAULT_PORT as PROMETHEUS_PORT
 
 JOBS = {"lineage": "wms_lineage", "training": "wms_training", "staging": "wms_staging", "production": "wms_production"}
 """`wms run --job` names -> the Dagster jobs of wms_assets.definitions."""
@@ -28,7 +28,7 @@ def _print_version(context: click.Context, _parameter, wanted: bool) -> None:
         return
     from importlib.metadata import version
 
-    from wms.gitinfo import current_git_sha
+    from wms.core.gitinfo import current_git_sha
 
     click.echo(f"wms {version('wms')} (commit {current_git_sha()})")
     context.exit()
@@ -175,7 +175,7 @@ def run(data_dir: Path | None, from_scratch: bool, job: str, **training) -> None
 
 
 def _watched(layout: StateLayout):
-    from wms.watched import WatchedSourceError, read_watched
+    from wms.data.watched import WatchedSourceError, read_watched
 
     try:
         return read_watched(layout.watched_source)
@@ -192,8 +192,8 @@ def _record_source(
     allow_outside_links: bool = False,
 ):
     """Record the watched photos and training settings, after checking both; print what changed."""
-    from wms.train import settings_for
-    from wms.watched import WatchedSourceError, folder_source, pointer_source, record_watched, synthetic_source
+    from wms.data.watched import WatchedSourceError, folder_source, pointer_source, record_watched, synthetic_source
+    from wms.training.train import settings_for
 
     try:
         settings_for(training)
@@ -273,8 +273,8 @@ def models_history(as_json: bool) -> None:
     """Which version was champion when, and why the champion moved; then every version's aliases and gate results."""
     from dataclasses import asdict
 
-    from wms.model_card import notice
-    from wms.tracking import ARCHIVED_TAG, CHAMPION, gate_outcomes, history_table
+    from wms.inference.model_card import notice
+    from wms.registry.model_registry import ARCHIVED_TAG, CHAMPION, gate_outcomes, history_table
     from wms_assets.run import champion_registry
 
     _prepare_state()
@@ -319,7 +319,7 @@ def models_history(as_json: bool) -> None:
 
 
 def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:
-    from wms.torchserve import LocalTorchServe
+    from wms.serving.torchserve import LocalTorchServe
 
     server = LocalTorchServe.of_home(layout.torchserve_home)
     prediction = server.predict(MODEL_NAME, Path(sample_photo).read_bytes())
@@ -347,7 +347,7 @@ def next_steps(layout: StateLayout, url: str, sample_photo: str) -> str:
 
 
 def _photos_label(trained_on: str) -> str:
-    from wms.model_card import SYNTHETIC
+    from wms.inference.model_card import SYNTHETIC
 
     return "synthetic photos" if trained_on == SYNTHETIC else f"the photos of {trained_on}"
 
@@ -369,7 +369,7 @@ def _photos_label(trained_on: str) -> str:
 )
 def predict(model_ref: str, input_dir: Path, output_dir: Path, overlay_dir: Path | None) -> None:
     """Write a 0/255 PNG mask, the size of the EXIF-turned photo, for each photo in a folder."""
-    from wms.batch import predict_folder, resolve_segmenter
+    from wms.serving.batch import predict_folder, resolve_segmenter
 
     if not input_dir.is_dir():
         raise click.UsageError(f"--input {input_dir} is not a folder of photos")
@@ -411,8 +411,8 @@ def serve() -> None:
 )
 def serve_start(model_ref: str, port: int) -> None:
     """Serve MODEL with TorchServe in the background on 127.0.0.1 and print the inference URL once it answers."""
-    from wms.local_serving import resolve_servable, serve_model
-    from wms.torchserve import LocalTorchServe, TorchServeError
+    from wms.serving.local_serving import resolve_servable, serve_model
+    from wms.serving.torchserve import LocalTorchServe, TorchServeError
 
     layout = _prepare_state()
     try:
@@ -428,7 +428,7 @@ def serve_start(model_ref: str, port: int) -> None:
 @serve.command("status")
 def serve_status() -> None:
     """Say whether the local TorchServe answers and which model version it serves."""
-    from wms.torchserve import LocalTorchServe
+    from wms.serving.torchserve import LocalTorchServe
 
     server = LocalTorchServe.of_home(StateLayout(default_home()).torchserve_home)
     version = server.served_version(MODEL_NAME)
@@ -438,7 +438,7 @@ def serve_status() -> None:
 @serve.command("stop")
 def serve_stop() -> None:
     """Stop the local TorchServe."""
-    from wms.torchserve import LocalTorchServe
+    from wms.serving.torchserve import LocalTorchServe
 
     LocalTorchServe.of_home(StateLayout(default_home()).torchserve_home).stop()
     click.echo("TorchServe stopped")
@@ -451,7 +451,7 @@ def serve_canary() -> None:
 
 def _canary_call(action):
     """Run one canary action on the local server: its answer on stdout, a refusal (nothing changed) on stderr, exit 2."""
-    from wms.torchserve import LocalTorchServe, TorchServeError
+    from wms.serving.torchserve import LocalTorchServe, TorchServeError
 
     server = LocalTorchServe.of_home(StateLayout(default_home()).torchserve_home)
     try:
@@ -467,8 +467,8 @@ def _canary_call(action):
 def serve_canary_start(model_ref: str, weight: int) -> None:
     """Serve MODEL beside the version in service (smoke-tested on its own path first) with WEIGHT percent of the
     requests that name no version."""
-    from wms.local_serving import resolve_servable
-    from wms.torchserve import build_archive
+    from wms.serving.local_serving import resolve_servable
+    from wms.serving.torchserve import build_archive
 
     def start(server):
         model = resolve_servable(model_ref, _prepare_state())
@@ -553,7 +553,7 @@ def data_use(folder: Path | None, dvc_pointer: Path | None, synthetic: bool, all
 @data.command("show")
 def data_show() -> None:
     """Print the watched photos and training settings of the automatic runs, and every change recorded."""
-    from wms.watched import watched_history
+    from wms.data.watched import watched_history
 
     layout = _prepare_state()
     click.echo(f"watching {_watched(layout).describe()}")
@@ -567,8 +567,8 @@ def data_show() -> None:
 @click.option("--allow-outside-links", is_flag=True, help=OUTSIDE_LINKS_HELP)
 def data_validate(folder: Path, workers: int, allow_outside_links: bool) -> None:
     """Check every image/mask pair of FOLDER and print the report as JSON (valid count, rejected files with reasons)."""
-    from wms.data import DatasetLayoutError
-    from wms.validation import validate_folder
+    from wms.data.pairs import DatasetLayoutError
+    from wms.data.validation import validate_folder
 
     try:
         with _progress_bar("validation", "pair") as on_progress:
@@ -588,7 +588,7 @@ def data_validate(folder: Path, workers: int, allow_outside_links: bool) -> None
 @click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives the same files.")
 def data_generate(output: Path, count: int, seed: int) -> None:
     """Generate a synthetic data set in the Kaggle Water Meters layout."""
-    from wms.synthetic import SyntheticSpec, generate_dataset
+    from wms.data.synthetic import SyntheticSpec, generate_dataset
 
     names = generate_dataset(output, SyntheticSpec(count=count, seed=seed))
     click.echo(f"wrote {len(names)} pairs to {output}")
@@ -612,7 +612,7 @@ def release_render(stage_name: str, output: Path, model_version: str, image: str
     The image and version are required, with no default: a release pins one image by digest, and a render is a
     look at exactly such a release.
     """
-    from wms.helm_release import HelmReleaseError, render, write_manifests
+    from wms.deployment.helm_release import HelmReleaseError, render, write_manifests
 
     try:
         written = write_manifests(render(stage_name, model_version, image), output)
@@ -626,7 +626,7 @@ def release_render(stage_name: str, output: Path, model_version: str, image: str
 
 @main.group()
 def dashboards() -> None:
-    """Grafana dashboards as code (wms/dashboards.py): the serving dashboard of each stage."""
+    """Grafana dashboards as code (wms/monitoring/dashboards.py): the serving dashboard of each stage."""
 
 
 @dashboards.command("export")
@@ -644,7 +644,7 @@ def dashboards_export(output: Path, config_maps: Path | None) -> None:
     Regenerate the committed files with
     `wms dashboards export --output monitoring/grafana/dashboards --config-maps monitoring/grafana/provisioning`.
     """
-    from wms.dashboards import export, export_config_maps
+    from wms.monitoring.dashboards import export, export_config_maps
 
     written = export(output)
     if config_maps is not None:
@@ -659,8 +659,8 @@ def monitor() -> None:
 
 
 def _local_prometheus(port: int = PROMETHEUS_PORT):
-    from wms.monitoring import LocalPrometheus
-    from wms.torchserve import LocalTorchServe
+    from wms.monitoring.prometheus import LocalPrometheus
+    from wms.serving.torchserve import LocalTorchServe
 
     layout = StateLayout(default_home())
     server = LocalTorchServe.of_home(layout.torchserve_home)
@@ -675,7 +675,7 @@ def _local_prometheus(port: int = PROMETHEUS_PORT):
 )
 def monitor_start(port: int) -> None:
     """Start Prometheus in the background, scraping the local TorchServe (`wms serve start`) and evaluating the rules."""
-    from wms.monitoring import MonitoringError
+    from wms.monitoring.prometheus import MonitoringError
 
     prometheus = _local_prometheus(port)
     try:

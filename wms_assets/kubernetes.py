@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_k8s import k8s_job_executor
 
-from wms.stages import GPU_NODE_LABEL, GPU_TAINT
+from wms.deployment.stages import GPU_NODE_LABEL, GPU_TAINT
 
 CPU_NODE_LABEL = ("wms.io/node-pool", "cpu")
 DAGSTER_NAMESPACE = "dagster"

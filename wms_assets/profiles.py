@@ -5,8 +5,8 @@ import os
 import dagster as dg
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
-from wms.gitinfo import PROJECT_ROOT
-from wms.layout import MODEL_NAME, StateLayout, default_home, default_serve_port
+from wms.core.gitinfo import PROJECT_ROOT
+from wms.core.local_state import MODEL_NAME, StateLayout, default_home, default_serve_port
 from wms_assets.resources import (
     Alerts,
     CanaryAnalysis,

@@ -9,31 +9,18 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from wms.canary import CanaryError, CanaryPolicy, FigureReader, read_figures
-from wms.files import copy_atomically
-from wms.gitinfo import PROJECT_ROOT, changed_files, head_sha
-from wms.monitoring import LOCAL_PROMETHEUS_URL
-from wms.smoke import SmokeResult, smoke_test
-from wms.stages import CHART_DIR
-from wms.synthetic import SyntheticSpec, generate_dataset
-from wms.torchserve import LocalTorchServe
-from wms.tracking import ModelRegistry
-from wms.versioning import DvcRepository, pull_pointer
-from wms.watched import FOLDER, POINTER, SYNTHETIC, WatchedSource, read_watched
-
-TRAINING_CODE_PATHS = (
-    "wms/train.py",
-    "wms/model.py",
-    "wms/losses.py",
-    "wms/dataset.py",
-    "wms/augment.py",
-    "wms/geometry.py",
-    "wms/checkpoint.py",
-    "wms/data.py",
-    "wms/imaging.py",
-    "wms_assets/assets/model.py",
-    "configs/",
-)
+from wms.core.files import copy_atomically
+from wms.core.gitinfo import PROJECT_ROOT, changed_files, head_sha
+from wms.data.synthetic import SyntheticSpec, generate_dataset
+from wms.data.versioning import DvcRepository, pull_pointer
+from wms.data.watched import FOLDER, POINTER, SYNTHETIC, WatchedSource, read_watched
+from wms.deployment.stages import CHART_DIR
+from wms.monitoring.canary import CanaryError, CanaryPolicy, FigureReader, read_figures
+from wms.monitoring.prometheus import LOCAL_PROMETHEUS_URL
+from wms.registry.model_registry import ModelRegistry
+from wms.serving.smoke import SmokeResult, smoke_test
+from wms.serving.torchserve import LocalTorchServe
+from wms.training.train import MODEL_SOURCES
 
 
 class RawImageSource(dg.ConfigurableResource):
@@ -167,7 +154,7 @@ class ServingWorkspace(dg.ConfigurableResource):
 
 
 class ImageBuilder(dg.ConfigurableResource):
-    """Builds and pushes the serving image when both a builder and a repository are configured (wms/image.py).
+    """Builds and pushes the serving image when both a builder and a repository are configured (wms.deployment.container_image).
 
     On ECR (<account>.dkr.ecr.<region>.amazonaws.com/<name>) the builder first logs in with a token from
     ecr:GetAuthorizationToken in the repository's own region, so there is no region or password to set. Releases use
@@ -200,7 +187,7 @@ class ImageBuilder(dg.ConfigurableResource):
         return bool(self.builder and self.repository)
 
     def build_options(self) -> dict:
-        """The keyword arguments of wms.image.build_and_push besides the context and the repository."""
+        """The keyword arguments of wms.deployment.container_image.build_and_push besides the context and the repository."""
         build_args = {"ONNXRUNTIME": self.onnxruntime, **({"BASE_IMAGE": self.base_image} if self.base_image else {})}
         return {
             "builder": self.builder,
@@ -259,7 +246,7 @@ class ReleaseTarget(dg.ConfigurableResource):
 
 @dataclass(frozen=True)
 class CanarySplit:
-    """The TrafficSplit of wms.canary on a release target."""
+    """The TrafficSplit of wms.monitoring.canary on a release target."""
 
     target: ReleaseTarget
     model_name: str
@@ -273,7 +260,7 @@ _DEFAULT = CanaryPolicy()
 
 class CanaryAnalysis(dg.ConfigurableResource):
     """How a new champion takes production's traffic: beside the version in service, in rising shares, each judged on
-    Prometheus's figures of both versions (wms.canary), then promoted or rolled back; or, disabled, all at once."""
+    Prometheus's figures of both versions (wms.monitoring.canary), then promoted or rolled back; or, disabled, all at once."""
 
     enabled: bool = Field(
         default=False,
@@ -297,7 +284,7 @@ class CanaryAnalysis(dg.ConfigurableResource):
     )
 
     def policy(self) -> CanaryPolicy:
-        """The policy as wms.canary checks it (ValueError names what cannot work)."""
+        """The policy as wms.monitoring.canary checks it (ValueError names what cannot work)."""
         return CanaryPolicy(
             steps=tuple(self.steps),
             window_s=self.window_s,
@@ -408,7 +395,7 @@ class LocalModelServer(ReleaseTarget):
 class HelmRelease(ReleaseTarget):
     """The serving chart (helm/wms-serving) released with Helm into the stage's namespace on EKS.
 
-    `helm upgrade --install` with rollback on failure and wait (wms.helm_release): a release whose pods do not become
+    `helm upgrade --install` with rollback on failure and wait (wms.deployment.helm_release): a release whose pods do not become
     ready is rolled back by Helm and the asset fails with the reason; then /ping must answer through the Service.
     """
 
@@ -420,7 +407,7 @@ class HelmRelease(ReleaseTarget):
     api_token: str | None = Field(default=None, description="Bearer token of the service (the wms-api-token Secret's value).")
 
     def deploy(self, stage: str, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
-        from wms.helm_release import check_ping, service_url, upgrade
+        from wms.deployment.helm_release import check_ping, service_url, upgrade
 
         if not image_reference:
             raise ValueError(
@@ -440,14 +427,14 @@ class HelmRelease(ReleaseTarget):
         return {"kubeconfig": kubeconfig, "timeout_s": self.timeout_seconds, "chart_dir": Path(self.chart_dir)}
 
     def in_service(self, model_name: str) -> str | None:
-        from wms.helm_release import released
+        from wms.deployment.helm_release import released
 
         found = released("prod", kubeconfig=self._connection()["kubeconfig"])
         return found.version if found else None
 
     def start_canary(self, model_name: str, version: str, archive: Path, image_reference: str | None) -> Deployment:
         """The candidate's release (wms-serving-canary) beside the one in service in model-prod, answering /ping."""
-        from wms.helm_release import CANARY_RELEASE, check_ping, service_url, start_canary
+        from wms.deployment.helm_release import CANARY_RELEASE, check_ping, service_url, start_canary
 
         if not image_reference:
             raise ValueError("a canary on EKS runs the candidate's serving image and none was built: set WMS_ECR_REPOSITORY")
@@ -457,17 +444,17 @@ class HelmRelease(ReleaseTarget):
         return Deployment("prod", service_url("prod"), in_service)
 
     def set_canary_weight(self, model_name: str, weight: int) -> None:
-        from wms.helm_release import set_canary_weight
+        from wms.deployment.helm_release import set_canary_weight
 
         set_canary_weight("prod", weight, **self._connection())
 
     def promote_canary(self, model_name: str) -> str:
-        from wms.helm_release import promote_canary
+        from wms.deployment.helm_release import promote_canary
 
         return promote_canary("prod", **self._connection())
 
     def retire_canary(self, model_name: str) -> str:
-        from wms.helm_release import retire_canary
+        from wms.deployment.helm_release import retire_canary
 
         return str(retire_canary("prod", **self._connection()))
 
@@ -512,8 +499,8 @@ class CodeCheckout(dg.ConfigurableResource):
 
     path: str = Field(description="Root of the Git checkout.")
     training_paths: list[str] = Field(
-        default=list(TRAINING_CODE_PATHS),
-        description="Paths (files or folders) whose change at a new commit calls for a retrain.",
+        default=list(MODEL_SOURCES),
+        description="Paths (files or folders) whose change at a new commit calls for a retrain: the code that shapes a model.",
     )
 
     def head(self) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from wms.tracking import CHAMPION, ChampionEvent, ModelRegistry
+from wms.registry.model_registry import CHAMPION, ChampionEvent, ModelRegistry
 from wms_assets.constants import LINEAGE_JOB, RELEASE, RELEASE_JOB, TRAINED_MODEL, TRAINING_JOB
 
 

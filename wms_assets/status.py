@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from wms.layout import MODEL_NAME, StateLayout
-from wms.monitoring import LOCAL_PROMETHEUS_URL
-from wms.torchserve import LocalTorchServe, TorchServeError
-from wms.tracking import CHALLENGER, CHAMPION, ModelRegistry
-from wms.versioning import DvcError, pointer_version
-from wms.watched import WatchedSourceError, read_watched
+from wms.core.local_state import MODEL_NAME, StateLayout
+from wms.data.versioning import DvcError, pointer_version
+from wms.data.watched import WatchedSourceError, read_watched
+from wms.monitoring.prometheus import LOCAL_PROMETHEUS_URL
+from wms.registry.model_registry import CHALLENGER, CHAMPION, ModelRegistry
+from wms.serving.torchserve import LocalTorchServe, TorchServeError
 from wms_assets.constants import DATA_FOLDER, RUN_REASON_TAG
 
 LATEST_RUNS = 5

@@ -6,8 +6,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import platform_run
 
-from wms.model import build_unet
-from wms.tracking import CHAMPION, ModelRegistry
+from wms.registry.model_registry import CHAMPION, ModelRegistry
+from wms.training.model import build_unet
 
 pytestmark = pytest.mark.integration
 PARAMS = {"encoder": "mobilenet_v2", "cycles": "1:0.002:64 2:0.001:64", "batch_size": 8, "seed": 0, "threads": 2}

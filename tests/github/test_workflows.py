@@ -23,10 +23,9 @@ import yaml
 
 from tests.cloud import unquote
 from wms.cli import DAGSTER_URL_VARIABLE
-from wms.helm_release import render
-from wms.stages import RELEASE_NAME, STAGES
-from wms.train import PRESETS
-from wms_assets.resources import TRAINING_CODE_PATHS
+from wms.deployment.helm_release import render
+from wms.deployment.stages import RELEASE_NAME, STAGES
+from wms.training.train import MODEL_SOURCES, PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -487,9 +486,9 @@ def test_the_port_forward_step_is_the_same_everywhere():
 
 def test_train_triggers_on_the_training_code_and_on_dvc_pointers():
     push = triggers(load("train"))["push"]
-    expected = {path + "**" if path.endswith("/") else path for path in TRAINING_CODE_PATHS} | {"**/*.dvc"}
+    expected = {path + "**" if path.endswith("/") else path for path in MODEL_SOURCES} | {"**/*.dvc"}
     assert push["branches"] == ["main"]
-    assert set(push["paths"]) == expected, "train.yml's paths and wms_assets/resources.py TRAINING_CODE_PATHS differ"
+    assert set(push["paths"]) == expected, "train.yml's paths and wms.training.train.MODEL_SOURCES differ"
 
 
 def test_train_can_be_dispatched_with_each_preset():

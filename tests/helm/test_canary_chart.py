@@ -12,9 +12,9 @@ import pytest
 
 from tests.cloud import checkov, eks_version
 from tests.helm.test_chart import IMAGE, VERSION, chart_values, one, parse, render_error
-from wms import helm_release
-from wms.helm_release import CANDIDATE_VALUES, HelmReleaseError, split_values
-from wms.stages import CANARY_RELEASE, RELEASE_NAME, STAGES
+from wms.deployment import helm_release
+from wms.deployment.helm_release import CANDIDATE_VALUES, HelmReleaseError, split_values
+from wms.deployment.stages import CANARY_RELEASE, RELEASE_NAME, STAGES
 
 NAMESPACE = STAGES["prod"].namespace
 CANDIDATE = "8"

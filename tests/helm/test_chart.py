@@ -18,8 +18,8 @@ import yaml
 from kubernetes_validate import utils as kubernetes_schemas
 
 from tests.cloud import ROOT, checkov, eks_version, kubernetes_validate
-from wms import helm_release
-from wms.stages import CHART_DIR, GPU_NODE_LABEL, GPU_TAINT, RELEASE_NAME, STAGES, TOKEN_SECRET
+from wms.deployment import helm_release
+from wms.deployment.stages import CHART_DIR, GPU_NODE_LABEL, GPU_TAINT, RELEASE_NAME, STAGES, TOKEN_SECRET
 
 CHART = ROOT / CHART_DIR
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -71,7 +71,7 @@ def container(objects: list[dict]) -> dict:
 
 
 def chart_values(stage_name: str, **overrides) -> dict:
-    """A release's values (as wms.helm_release makes them) with some keys laid over, for the chart's own checks."""
+    """A release's values (as wms.deployment.helm_release makes them) with some keys laid over, for the chart's own checks."""
     values = helm_release.release_values(stage_name, VERSION, IMAGE)
     for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
@@ -574,7 +574,7 @@ def test_the_user_code_deployment_is_the_wms_training_image_by_digest():
 
 @pytest.mark.parametrize("stage_name", list(STAGES))
 def test_the_release_provisions_its_stages_grafana_dashboard(stage_name):
-    from wms.dashboards import serving_dashboard
+    from wms.monitoring.dashboards import serving_dashboard
 
     objects = render_chart(chart_values(stage_name), STAGES[stage_name].namespace)
     (dashboards,) = [item for item in objects if is_dashboard(item)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cloud import ROOT, checkov
-from wms.image import prepare_build_context
+from wms.deployment.container_image import prepare_build_context
 
 SERVING = ROOT / "serving" / "Dockerfile"
 TRAINING = ROOT / "training" / "Dockerfile"

@@ -25,11 +25,18 @@ from PIL import Image
 from tests.conftest import free_port, free_port_block
 from tests.images.conftest import run
 from tests.photos import encode
-from wms.export import export_onnx
-from wms.front_door import render_config
-from wms.image import IMAGE_WEB_ROOT, BuildContext, PushedImage, build_and_push, pinned_reference, prepare_build_context
-from wms.model import build_unet
-from wms.torchserve import MAX_REQUEST_BYTES, build_archive
+from wms.deployment.container_image import (
+    IMAGE_WEB_ROOT,
+    BuildContext,
+    PushedImage,
+    build_and_push,
+    pinned_reference,
+    prepare_build_context,
+)
+from wms.serving.front_door import render_config
+from wms.serving.torchserve import MAX_REQUEST_BYTES, build_archive
+from wms.training.export import export_onnx
+from wms.training.model import build_unet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import free_port
 from tests.images.conftest import run
 from tests.images.registry import start_registry
-from wms.image import ImageBuildError, RegistryCredentials, login, parse_authorization, push
+from wms.deployment.container_image import ImageBuildError, RegistryCredentials, login, parse_authorization, push
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from PIL import Image
 
 from tests.conftest import free_port, free_port_block, prometheus_scraping
 from tests.models import centre_window_onnx, fails_on_bright_photos, slow_model
-from wms.front_door import Canary
-from wms.monitoring import LocalPrometheus
-from wms.smoke import sample_photo
-from wms.torchserve import build_archive
-from wms.tracking import CHAMPION, ROLLBACK, SERVED
+from wms.monitoring.prometheus import LocalPrometheus
+from wms.registry.model_registry import CHAMPION, ROLLBACK, SERVED
+from wms.serving.front_door import Canary
+from wms.serving.smoke import sample_photo
+from wms.serving.torchserve import build_archive
 from wms_assets.assets.release import release, staging_release, staging_release_answers
 from wms_assets.assets.serving import ServingArtifacts, ServingImage
 from wms_assets.constants import SERVING_IMAGE

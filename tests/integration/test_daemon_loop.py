@@ -17,11 +17,11 @@ import pytest
 
 from tests.conftest import free_port
 from tests.dagsterdeployment import DagsterDeployment, write_workspace
-from wms.layout import MODEL_NAME, StateLayout
-from wms.synthetic import SyntheticSpec, generate_dataset
-from wms.tracking import ModelRegistry
-from wms.versioning import directory_md5
-from wms.watched import folder_source, record_watched
+from wms.core.local_state import MODEL_NAME, StateLayout
+from wms.data.synthetic import SyntheticSpec, generate_dataset
+from wms.data.versioning import directory_md5
+from wms.data.watched import folder_source, record_watched
+from wms.registry.model_registry import ModelRegistry
 from wms_assets.run import materialize_lineage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,7 +30,7 @@ SENSOR = "data_change_sensor"
 CODE_LOCATION = """
 from pathlib import Path
 
-from wms.layout import StateLayout
+from wms.core.local_state import StateLayout
 from wms_assets.definitions import build_definitions
 from wms_assets.profiles import local_resources
 from wms_assets.resources import LocalModelServer, PromotionPolicy

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from tests.s3server import ACCESS_KEY, SECRET_KEY, start_s3_server
-from wms.versioning import DvcError, DvcRepository, directory_md5
+from wms.data.versioning import DvcError, DvcRepository, directory_md5
 
 pytestmark = pytest.mark.integration
 BUCKET = "wms-dvc"

@@ -26,12 +26,12 @@ import psutil
 import pytest
 
 from tests.conftest import free_port_block
-from wms.layout import MODEL_NAME, SERVE_PORT_VARIABLE, StateLayout
-from wms.smoke import sample_photo
-from wms.synthetic import SyntheticSpec, generate_dataset
-from wms.torchserve import LocalTorchServe
-from wms.tracking import ARCHIVED_TAG, CHALLENGER, CHAMPION, ModelRegistry
-from wms.versioning import STALE_UPLOAD_AGE_S
+from wms.core.local_state import MODEL_NAME, SERVE_PORT_VARIABLE, StateLayout
+from wms.data.synthetic import SyntheticSpec, generate_dataset
+from wms.data.versioning import STALE_UPLOAD_AGE_S
+from wms.registry.model_registry import ARCHIVED_TAG, CHALLENGER, CHAMPION, ModelRegistry
+from wms.serving.smoke import sample_photo
+from wms.serving.torchserve import LocalTorchServe
 from wms_assets.constants import DATA_FOLDER
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from tests.conftest import free_port
-from wms.layout import MODEL_NAME, StateLayout
-from wms.tracking import CHAMPION, ModelRegistry
+from wms.core.local_state import MODEL_NAME, StateLayout
+from wms.registry.model_registry import CHAMPION, ModelRegistry
 from wms_assets.definitions import build_definitions
 from wms_assets.profiles import local_resources
 from wms_assets.resources import LocalModelServer, PromotionPolicy, RawImageSource
@@ -171,7 +171,7 @@ def test_a_failed_gate_changes_nothing_downstream(stage, first_run):
 
 
 def test_ten_new_photos_lead_the_data_sensor_to_one_run_that_fine_tunes_the_champion(stage, first_run):
-    from wms.synthetic import SyntheticSpec, generate_dataset
+    from wms.data.synthetic import SyntheticSpec, generate_dataset
     from wms_assets.sensors.data import data_change_sensor
 
     layout, server, instance = stage
@@ -213,7 +213,7 @@ def test_rollback_returns_to_the_previous_champion_and_the_release_follows(stage
     from click.testing import CliRunner
 
     from wms.cli import main
-    from wms.tracking import ARCHIVED_TAG
+    from wms.registry.model_registry import ARCHIVED_TAG
     from wms_assets.run import rollback_champion
 
     layout, server, instance = stage

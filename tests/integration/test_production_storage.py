@@ -14,8 +14,8 @@ import yaml
 from tests.conftest import free_port
 from tests.mlflowserver import MARIADB, mariadb_available, mariadb_database, start_mlflow_server
 from tests.s3server import start_s3_server
-from wms.layout import MODEL_NAME, StateLayout
-from wms.tracking import CHAMPION, ModelRegistry
+from wms.core.local_state import MODEL_NAME, StateLayout
+from wms.registry.model_registry import CHAMPION, ModelRegistry
 from wms_assets.constants import TRAINED_MODEL
 from wms_assets.definitions import build_definitions
 from wms_assets.profiles import local_resources

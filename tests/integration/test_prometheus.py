@@ -14,11 +14,11 @@ from PIL import Image
 
 from tests.conftest import free_port, free_port_block, prometheus_scraping
 from tests.photos import encode
-from wms.drift import STATISTICS, compare, served_histograms
-from wms.export import export_onnx
-from wms.model import build_unet
-from wms.monitoring import LocalPrometheus
-from wms.torchserve import LocalTorchServe, build_archive
+from wms.monitoring.drift import STATISTICS, compare, served_histograms
+from wms.monitoring.prometheus import LocalPrometheus
+from wms.serving.torchserve import LocalTorchServe, build_archive
+from wms.training.export import export_onnx
+from wms.training.model import build_unet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "tiny"

@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 
 import wms_assets.assets.model as model_assets
-from wms.layout import MODEL_NAME, StateLayout
-from wms.tracking import CHAMPION, ModelRegistry
+from wms.core.local_state import MODEL_NAME, StateLayout
+from wms.registry.model_registry import CHAMPION, ModelRegistry
 from wms_assets.constants import PROGRESS_TAG
 from wms_assets.definitions import build_definitions
 from wms_assets.profiles import local_resources

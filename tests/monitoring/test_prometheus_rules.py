@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.cloud import ROOT
-from wms.canary import CanaryPolicy
+from wms.monitoring.canary import CanaryPolicy
 
 PROMETHEUS_DIR = ROOT / "monitoring" / "prometheus"
 RULES = PROMETHEUS_DIR / "rules.yml"

@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import free_port, free_port_block
 from tests.serving.test_service import GOOD, MODEL, send
-from wms.export import export_onnx
-from wms.model import build_unet
-from wms.torchserve import LocalTorchServe, build_archive
+from wms.serving.torchserve import LocalTorchServe, build_archive
+from wms.training.export import export_onnx
+from wms.training.model import build_unet
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from serving import handler
 from tests.models import wrong_input_model
-from wms.export import export_onnx
-from wms.model import build_unet
+from wms.training.export import export_onnx
+from wms.training.model import build_unet
 
 RAW = {"content-type": "image/jpeg"}
 

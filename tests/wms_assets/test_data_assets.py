@@ -4,7 +4,7 @@ import shutil
 
 import dagster as dg
 
-from wms.watched import folder_source, record_watched
+from wms.data.watched import folder_source, record_watched
 from wms_assets.assets.data import dataset, raw_images
 from wms_assets.resources import DvcStorage, RawImageSource
 

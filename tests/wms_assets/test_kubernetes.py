@@ -12,7 +12,7 @@ from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config
 
 from tests.cloud import kubernetes_validate
-from wms.stages import GPU_NODE_LABEL, GPU_TAINT
+from wms.deployment.stages import GPU_NODE_LABEL, GPU_TAINT
 from wms_assets.definitions import build_definitions
 from wms_assets.kubernetes import DAGSTER_NAMESPACE, TRAINING_IMAGE_VARIABLE
 from wms_assets.profiles import resources_for

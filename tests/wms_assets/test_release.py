@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.wms.test_helm_release import IMAGE
-from wms.helm_release import HelmReleaseError
+from tests.wms.deployment.test_helm_release import IMAGE
+from wms.deployment.helm_release import HelmReleaseError
 from wms_assets.resources import HelmRelease
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from wms.data import Pair, mirror_pairs, split_pairs
-from wms.validation import validate_folder
-from wms.versioning import DvcRepository, directory_md5
+from wms.data.pairs import Pair, mirror_pairs, split_pairs
+from wms.data.validation import validate_folder
+from wms.data.versioning import DvcRepository, directory_md5
 from wms_assets.constants import DATA_FOLDER, DATA_STAGE, LINEAGE_GROUP, SOURCE_VERSION
 from wms_assets.resources import DvcStorage, RawImageSource
 

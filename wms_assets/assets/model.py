@@ -10,15 +10,16 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from wms.export import export_onnx
-from wms.gitinfo import current_git_sha
-from wms.model_card import ORIGIN_TAGS
-from wms.predict import Segmenter, TorchBackend
-from wms.progress import EpochProgress
-from wms.report import WORST_CASES_SHEET, prediction_sheet, worst_cases_sheet
-from wms.tracking import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes, gates_table
-from wms.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, settings_for, train
-from wms.warm_start import AUTO, Parent, scratch_reason
+from wms.core.gitinfo import current_git_sha
+from wms.core.progress import EpochProgress
+from wms.inference.model_card import ORIGIN_TAGS
+from wms.inference.overlays import WORST_CASES_SHEET, prediction_sheet, worst_cases_sheet
+from wms.inference.predict import Segmenter
+from wms.registry.model_registry import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes, gates_table
+from wms.training.export import export_onnx
+from wms.training.model import TorchBackend
+from wms.training.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, settings_for, train
+from wms.training.warm_start import AUTO, Parent, scratch_reason
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import LINEAGE_GROUP, MODEL_STAGE, PROGRESS_TAG, RUN_REASON_TAG
 from wms_assets.kubernetes import training_pod_tags

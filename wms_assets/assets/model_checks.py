@@ -1,6 +1,6 @@
 """Blocking asset checks: the gates a model version must pass before it becomes champion.
 
-The gate logic lives in wms.gates; each check measures, applies its gate, records the outcome on the registered
+The gate logic lives in wms.registry.gates; each check measures, applies its gate, records the outcome on the registered
 version (tag `gate.<name>`) and reports it to Dagster. A failed check stops `champion_model` and everything
 downstream, so the champion and the running release stay as they were.
 """
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from wms.export import max_probability_gap
-from wms.gates import GateResult, latency_gate, measure_latency_ms, onnx_parity_gate, regression_gate, scores_gate
-from wms.imaging import read_photo
-from wms.predict import OnnxBackend, Segmenter
-from wms.tracking import CHAMPION, GATE_TAG_PREFIX
-from wms.train import evaluate
+from wms.inference.imaging import read_photo
+from wms.inference.predict import OnnxBackend, Segmenter
+from wms.registry.gates import GateResult, latency_gate, measure_latency_ms, onnx_parity_gate, regression_gate, scores_gate
+from wms.registry.model_registry import CHAMPION, GATE_TAG_PREFIX
+from wms.training.export import max_probability_gap
+from wms.training.train import evaluate
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.assets.model import RegisteredVersion, registered_model
 from wms_assets.resources import MlflowRegistry, PromotionPolicy

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from wms.drift import DriftReport, compare, served_histograms, training_histograms
+from wms.monitoring.drift import DriftReport, compare, served_histograms, training_histograms
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import INPUT_DRIFT, LINEAGE_GROUP, MONITORING_STAGE
 from wms_assets.resources import DriftPolicy
@@ -18,7 +18,7 @@ class InputDrift:
 
 @dg.asset(group_name=LINEAGE_GROUP, tags=MONITORING_STAGE, kinds={"prometheus"})
 def input_drift(context: dg.AssetExecutionContext, dataset: VersionedDataset, drift_policy: DriftPolicy) -> dg.Output[InputDrift]:
-    """PSI of the served photos' brightness, size and window fraction against the training photos' (wms.drift)."""
+    """PSI of the served photos' brightness, size and window fraction against the training photos' (wms.monitoring.drift)."""
     training = training_histograms(dataset.pairs("train"))
     served = served_histograms(drift_policy.prometheus_url, drift_policy.selector(), drift_policy.window)
     report = compare(training, served, drift_policy.psi_threshold, drift_policy.min_photos)

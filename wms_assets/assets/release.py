@@ -1,5 +1,5 @@
 """Releases: staging gets each champion's serving image, production gets it once staging answered, at once or as a
-canary judged on Prometheus's figures (wms.canary).
+canary judged on Prometheus's figures (wms.monitoring.canary).
 
 On the aws profile each stage is a Helm release (helm/wms-serving) in its namespace on EKS; on the local profile
 both stages are the one TorchServe on 127.0.0.1, where staging loads the version beside the one in service.
@@ -11,8 +11,8 @@ from typing import NoReturn
 
 import dagster as dg
 
-from wms.canary import RollOut, roll_out
-from wms.tracking import CHAMPION
+from wms.monitoring.canary import RollOut, roll_out
+from wms.registry.model_registry import CHAMPION
 from wms_assets.assets.serving import ServingImage
 from wms_assets.constants import LINEAGE_GROUP, SERVING_STAGE, STAGING_RELEASE
 from wms_assets.resources import CanaryAnalysis, CanarySplit, Deployment, MlflowRegistry, ReleaseTarget

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from wms.image import build_and_push, prepare_build_context
-from wms.torchserve import build_archive
-from wms.tracking import CHAMPION
+from wms.deployment.container_image import build_and_push, prepare_build_context
+from wms.registry.model_registry import CHAMPION
+from wms.serving.torchserve import build_archive
 from wms_assets.constants import CHAMPION_MODEL, LINEAGE_GROUP, SERVING_STAGE
 from wms_assets.resources import ImageBuilder, MlflowRegistry, ServingWorkspace
 

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from wms.gitinfo import GitError
-from wms.warm_start import SCRATCH
-from wms.watched import WatchedSourceError
+from wms.core.gitinfo import GitError
+from wms.data.watched import WatchedSourceError
+from wms.training.warm_start import SCRATCH
 from wms_assets.constants import LINEAGE_JOB
 from wms_assets.resources import CodeCheckout, RawImageSource
 from wms_assets.sensors.data import automatic_tags, training_run_config

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from wms.versioning import DvcError, directory_md5, pointer_version, stat_fingerprint
-from wms.watched import POINTER, WatchedSource, WatchedSourceError
+from wms.data.versioning import DvcError, directory_md5, pointer_version, stat_fingerprint
+from wms.data.watched import POINTER, WatchedSource, WatchedSourceError
 from wms_assets.constants import DATASET, LINEAGE_JOB, RUN_REASON_TAG, SOURCE_VERSION, TRAINED_MODEL
 from wms_assets.resources import RawImageSource
 

@@ -1,6 +1,6 @@
 {{/*
 Names, labels and the checks that stop a release before it reaches the cluster. Every object is named after the
-release (wms-serving, wms/stages.py) and lives in the release's namespace.
+release (wms-serving, wms/deployment/stages.py) and lives in the release's namespace.
 */}}
 
 {{- define "wms-serving.selectorLabels" -}}

@@ -3,7 +3,7 @@ import subprocess
 import dagster as dg
 import pytest
 
-from wms.watched import folder_source, record_watched
+from wms.data.watched import folder_source, record_watched
 from wms_assets.resources import CodeCheckout, RawImageSource
 from wms_assets.sensors.code import code_change_sensor
 
@@ -56,13 +56,13 @@ def test_a_commit_outside_the_training_code_is_skipped(repo):
 
 def test_a_training_code_commit_requests_a_forced_retrain_keyed_by_the_sha(repo):
     _, cursor = tick(repo)
-    head = commit(repo, "wms/train.py", "new loop")
+    head = commit(repo, "wms/training/train.py", "new loop")
     result, _ = tick(repo, cursor)
     assert isinstance(result, dg.RunRequest)
     assert result.run_key == head
     assert result.run_config["ops"]["trained_model"]["config"]["reuse_finished_run"] is False
     assert result.run_config["ops"]["trained_model"]["config"]["start"] == "scratch"
-    assert result.tags["wms/changed"] == "wms/train.py"
+    assert result.tags["wms/changed"] == "wms/training/train.py"
     assert result.tags["wms/reason"] == "training code changed"
 
 
@@ -70,7 +70,7 @@ def test_the_retrain_uses_the_watched_photos_training_settings(repo, synthetic_r
     state = tmp_path / "watched.json"
     record_watched(state, folder_source(synthetic_root, {"preset": "cpu"}, "test"))
     _, cursor = tick(repo, state=state)
-    commit(repo, "wms/model.py", "new head")
+    commit(repo, "wms/training/model.py", "new head")
     result, _ = tick(repo, cursor, state=state)
     assert result.run_config["ops"]["trained_model"]["config"]["preset"] == "cpu"
     assert result.tags["wms/data_source"] == str(synthetic_root.resolve())

@@ -5,8 +5,8 @@ import shutil
 import dagster as dg
 import pytest
 
-from wms.versioning import directory_md5
-from wms.watched import folder_source, record_watched
+from wms.data.versioning import directory_md5
+from wms.data.watched import folder_source, record_watched
 from wms_assets.constants import DATASET, SOURCE_VERSION
 from wms_assets.resources import RawImageSource
 from wms_assets.sensors.data import data_change_sensor

@@ -6,7 +6,7 @@ import subprocess
 import dagster as dg
 import pytest
 
-from wms.versioning import directory_md5, pointer_version, run_dvc
+from wms.data.versioning import directory_md5, pointer_version, run_dvc
 from wms_assets.resources import RawImageSource
 from wms_assets.sensors.data import data_change_sensor
 

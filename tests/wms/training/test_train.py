@@ -1,0 +1,205 @@
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from wms.data.pairs import split_pairs
+from wms.data.validation import validate_folder
+from wms.training.train import MODEL_SOURCES, PRESETS, TrainSettings, code_fingerprint, preset, train, validates
+
+TINY = TrainSettings(encoder="mobilenet_v2", image_size=64, epochs=2, batch_size=8)
+
+
+def learned(history: list[dict]) -> list[dict]:
+    """Per-epoch metrics without wall-clock times, which differ from run to run."""
+    return [{key: value for key, value in epoch.items() if key != "train_pass_seconds"} for epoch in history]
+
+
+@pytest.fixture(scope="module")
+def splits(synthetic_root):
+    return split_pairs(validate_folder(synthetic_root).valid)
+
+
+def test_training_reports_each_epoch_and_scores_the_test_split(splits):
+    seen = []
+    result = train(splits, TINY, on_epoch=lambda epoch, metrics: seen.append((epoch, metrics)))
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    assert {"train_loss", "val_iou", "val_dice", "lr"} <= set(seen[0][1])
+    assert result.test_scores.images == len(splits["test"]) == len(result.test_ious)
+    assert 0.0 <= result.test_scores.mean_iou <= 1.0
+    assert result.best_epoch in (1, 2)
+    assert result.checkpoint is None, "no checkpoints were asked for"
+
+
+def test_the_same_seed_trains_the_same_model(splits):
+    settings = TrainSettings(encoder="mobilenet_v2", image_size=64, epochs=1, batch_size=8)
+    first, second = train(splits, settings), train(splits, settings)
+    assert learned(first.history) == learned(second.history)
+
+
+def test_validation_every_few_epochs_then_every_epoch_in_the_last_third():
+    settings = TrainSettings(epochs=9, validate_every=3)
+    assert [epoch for epoch in range(1, 10) if validates(epoch, settings)] == [3, 6, 7, 8, 9]
+    assert all(validates(epoch, settings.with_overrides(validate_every=1)) for epoch in range(1, 10))
+    assert [epoch for epoch in range(1, 6) if validates(epoch, TrainSettings(epochs=5, validate_every=10))] == [4, 5]
+
+
+def test_epochs_without_validation_report_no_val_scores_and_are_never_the_best(splits):
+    result = train(splits, TINY.with_overrides(epochs=3, validate_every=2))
+    assert ["val_iou" in epoch for epoch in result.history] == [False, True, True]
+    assert result.best_epoch in (2, 3)
+
+
+class Killed(Exception):
+    pass
+
+
+def train_killed_then_resumed(splits, settings, checkpoints, killed_after: int):
+    """Train until the epoch `killed_after` is checkpointed, kill, train again; the resumed result and its epochs."""
+
+    def kill(epoch, _):
+        if epoch == killed_after:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(splits, settings, on_epoch=kill, checkpoints=checkpoints)
+    seen = []
+    resumed = train(splits, settings, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=checkpoints)
+    return resumed, seen
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(splits, tmp_path):
+    three = TINY.with_overrides(epochs=3)
+    resumed, seen = train_killed_then_resumed(splits, three, tmp_path, killed_after=2)
+    assert resumed.resumed_at_epoch == 2
+    assert seen == [3]
+    assert len(resumed.history) == 3
+    uninterrupted = train(splits, three)
+    assert learned(resumed.history) == learned(uninterrupted.history), "a resumed training ends where an uninterrupted one does"
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(splits, tmp_path):
+    train(splits, TINY.with_overrides(epochs=1), checkpoints=tmp_path)
+    assert train(splits, TINY, checkpoints=tmp_path).resumed_at_epoch == 0
+
+
+def test_early_stopping_ends_training_after_patience_epochs_without_progress(splits):
+    stalled = TINY.with_overrides(epochs=6, learning_rate=1e-9, patience=1)
+    result = train(splits, stalled)
+    assert result.stopped_early
+    assert len(result.history) < 6
+
+
+def test_an_empty_split_is_refused_with_advice(splits):
+    with pytest.raises(ValueError, match="add images"):
+        train({**splits, "val": []}, TINY)
+
+
+def test_presets_are_named_and_an_unknown_one_is_refused():
+    assert PRESETS["demo"].device == "auto" and PRESETS["full"].encoder == "resnet34"
+    assert replace(preset("demo"), fine_tune="") == TrainSettings()
+    with pytest.raises(ValueError, match="choose one of demo, full, cpu"):
+        preset("fast")
+
+
+def test_every_preset_fine_tunes_at_its_own_input_side():
+    """Else a retrain on new data could never start from the champion that preset trained."""
+    assert all(settings.fine_tune_side == settings.image_size for settings in PRESETS.values())
+
+
+def test_fine_tuning_trains_the_short_schedule_from_the_given_weights(tmp_path):
+    tuned = preset("cpu").fine_tuning(tmp_path / "parent.pt")
+    assert (tuned.cycles, tuned.epochs, tuned.image_size) == ("4:0.001:192", 4, 192)
+    assert tuned.schedule()[0].initial_weights == str(tmp_path / "parent.pt")
+    with pytest.raises(ValueError, match="no fine_tune schedule"):
+        preset("cpu").with_overrides(fine_tune="").fine_tuning(tmp_path / "parent.pt")
+
+
+TWO_CYCLES = TINY.with_overrides(cycles="1:0.002:64 2:0.001:64")
+
+
+def test_cycles_set_the_length_the_first_rate_and_the_last_input_side():
+    growing = TINY.with_overrides(cycles="1:0.002:64 2:0.001:96")
+    assert (growing.epochs, growing.learning_rate, growing.image_size) == (3, 0.002, 96)
+    first, second = growing.schedule()
+    assert (first.epochs, first.image_size, second.epochs, second.learning_rate, second.image_size) == (1, 64, 2, 0.001, 96)
+    assert PRESETS["cpu"].encoder == "mobilenet_v2" and PRESETS["cpu"].image_size == 192 and PRESETS["cpu"].epochs == 125
+    assert TWO_CYCLES.with_overrides(cycles="").schedule() == [TWO_CYCLES.with_overrides(cycles="")]
+
+
+@pytest.mark.parametrize(
+    ("cycles", "complaint"),
+    [
+        ("60:0.002", "is not epochs:peak"),
+        ("ten:0.002:128", "is not epochs:peak"),
+        ("5:0.002:100", "multiple of 32"),
+        ("0:0.002:128", "at least 1"),
+        ("5:2:128", "between 0 and 1"),
+        ("   ", "blank"),
+    ],
+)
+def test_a_malformed_cycle_is_refused_with_the_word_and_the_format(cycles, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        TINY.with_overrides(cycles=cycles)
+
+
+def test_settings_in_cycles_refuse_an_epochs_rate_or_size_of_their_own():
+    with pytest.raises(ValueError, match="change `cycles` instead"):
+        PRESETS["cpu"].with_overrides(epochs=10)
+    assert PRESETS["cpu"].with_overrides(cycles="", epochs=10).epochs == 10
+
+
+def test_each_cycle_starts_from_the_best_weights_of_the_one_before(splits, tmp_path):
+    seen = []
+    chained = train(splits, TWO_CYCLES, on_epoch=lambda epoch, metrics: seen.append((epoch, metrics.get("cycle"))))
+    assert seen == [(1, None), (2, 2.0), (3, 2.0)]
+    first, second = TWO_CYCLES.schedule()
+    train(splits, first, checkpoints=tmp_path / "first")
+    by_hand = train(splits, second.with_overrides(initial_weights=str(tmp_path / "first" / "last.pt")))
+    assert learned(chained.history[1:]) == learned(by_hand.history), "the same as cycles run one after the other"
+    assert chained.test_scores == by_hand.test_scores
+    assert chained.best_epoch == 1 + by_hand.best_epoch
+
+
+def test_a_training_killed_in_its_second_cycle_resumes_there(splits, tmp_path):
+    resumed, seen = train_killed_then_resumed(splits, TWO_CYCLES, tmp_path, killed_after=2)
+    assert (resumed.resumed_at_epoch, seen) == (2, [3])
+    assert learned(resumed.history) == learned(train(splits, TWO_CYCLES).history)
+
+
+def test_a_finished_training_run_again_on_its_checkpoints_trains_nothing_and_gives_the_same_model(splits, tmp_path):
+    finished = train(splits, TWO_CYCLES, checkpoints=tmp_path)
+    assert finished.checkpoint == tmp_path / "cycle-2" / "last.pt"
+    seen = []
+    again = train(splits, TWO_CYCLES, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=tmp_path)
+    assert (seen, again.resumed_at_epoch, again.checkpoint) == ([], 3, finished.checkpoint)
+    assert learned(again.history) == learned(finished.history)
+    assert (again.best_epoch, again.test_scores) == (finished.best_epoch, finished.test_scores)
+
+
+def test_a_training_stopped_early_stays_stopped_when_run_again_on_its_checkpoints(splits, tmp_path):
+    stalled = TINY.with_overrides(epochs=6, learning_rate=1e-9, patience=1)
+    stopped = train(splits, stalled, checkpoints=tmp_path)
+    seen = []
+    again = train(splits, stalled, on_epoch=lambda epoch, _: seen.append(epoch), checkpoints=tmp_path)
+    assert seen == [] and again.stopped_early
+    assert len(again.history) == len(stopped.history) < 6
+
+
+def test_the_code_fingerprint_changes_with_the_model_sources_only(tmp_path):
+    checkout = Path(__file__).resolve().parents[3]
+    shutil.copytree(checkout / "wms", tmp_path / "wms", ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_fingerprint(tmp_path)
+    with (tmp_path / "wms" / "deployment" / "helm_release.py").open("a") as elsewhere:
+        elsewhere.write("# a release detail\n")
+    with (tmp_path / "wms" / "cli.py").open("a") as elsewhere:
+        elsewhere.write("# a command's help\n")
+    assert code_fingerprint(tmp_path) == before, "code that does not shape a model leaves the key alone"
+    for source in MODEL_SOURCES:
+        changed = next((tmp_path / source).glob("*.py"))
+        original = changed.read_bytes()
+        changed.write_bytes(original + b"# changed\n")
+        assert code_fingerprint(tmp_path) != before, f"a change under {source} is a change of the model's code"
+        changed.write_bytes(original)
+    assert code_fingerprint(tmp_path) == before == code_fingerprint()

@@ -1,0 +1,1 @@
+"""Shipping a model: the serving container image and the Helm release on EKS."""

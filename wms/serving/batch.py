@@ -1,0 +1,73 @@
+"""Masks for a folder of photos, from a registered or exported model (what `wms predict` does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wms.core.local_state import MODEL_NAME, StateLayout
+from wms.core.progress import Progress, counted
+from wms.inference.imaging import IMAGE_SUFFIXES, UnreadableImageError, mask_to_png, read_photo
+from wms.inference.overlays import answer_overlay
+from wms.inference.predict import Segmenter, onnx_segmenter, window_polygon
+from wms.registry.model_registry import CHAMPION, ModelRegistry
+from wms.training.model import TorchBackend
+
+
+@dataclass
+class BatchReport:
+    written: list[Path] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_segmenter(model_ref: str, layout: StateLayout) -> Segmenter:
+    """'champion', an MLflow models:/ URI, or a path to an .onnx file; LookupError when it leads nowhere."""
+    if model_ref.startswith("models:/") or model_ref == CHAMPION:
+        registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
+        uri = registry.alias_uri(CHAMPION) if model_ref == CHAMPION else model_ref
+        return Segmenter(TorchBackend(registry.load_pytorch(uri)), registry.image_size_of(uri))
+    path = Path(model_ref)
+    if path.suffix == ".onnx" and path.is_file():
+        return onnx_segmenter(path)
+    raise unknown_model(model_ref)
+
+
+def unknown_model(model_ref: str) -> LookupError:
+    """The error for a MODEL argument that names no model, saying what to give instead."""
+    return LookupError(
+        f"no model at {model_ref!r}: give 'champion', an MLflow URI such as models:/{MODEL_NAME}@champion, "
+        "or the path of an exported .onnx file"
+    )
+
+
+def predict_folder(
+    segmenter: Segmenter,
+    input_dir: Path,
+    output_dir: Path,
+    on_progress: Progress | None = None,
+    overlay_dir: Path | None = None,
+) -> BatchReport:
+    """Write <stem>.png (0 and 255) for every photo in input_dir, and into `overlay_dir` when given <stem>.jpg, the
+    photo with its window drawn on it; note each file that could not be read. `on_progress` hears (files done, files
+    in all) after each file."""
+    for folder in (output_dir, overlay_dir):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    report = BatchReport()
+    files = sorted(p for p in input_dir.iterdir() if p.is_file())
+    for path in counted(files, len(files), on_progress):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            report.failures[path.name] = f"not a photo (expected one of {', '.join(IMAGE_SUFFIXES)})"
+            continue
+        try:
+            photo = read_photo(path)
+            mask = segmenter.mask(photo)
+        except UnreadableImageError as error:
+            report.failures[path.name] = str(error)
+            continue
+        target = output_dir / f"{path.stem}.png"
+        target.write_bytes(mask_to_png(mask))
+        report.written.append(target)
+        if overlay_dir is not None:
+            answer_overlay(photo, mask, window_polygon(mask)).save(overlay_dir / f"{path.stem}.jpg", quality=90)
+    return report

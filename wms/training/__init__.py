@@ -1,0 +1,1 @@
+"""Training a U-Net with PyTorch and exporting it to ONNX. Plain PyTorch, no orchestration."""

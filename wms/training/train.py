@@ -1,0 +1,464 @@
+"""Training a U-Net on the train split, choosing the best epoch on val, scoring it on test.
+
+Plain PyTorch with no orchestration inside: the Dagster asset, the benchmarks and the tests all call `train`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from wms.data.pairs import Pair
+from wms.inference.imaging import read_mask, read_photo
+from wms.inference.predict import Segmenter
+from wms.inference.scores import ScoreAccumulator, SegmentationScores
+from wms.training.augment import AugmentSettings
+from wms.training.checkpoint import LAST, Progress, WeightAverage, resume_checkpoint, save_checkpoint
+from wms.training.dataset import MeterDataset, Sample, load_sample
+from wms.training.losses import loss_by_name
+from wms.training.model import TorchBackend, build_unet, load_model_weights
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    encoder: str = "mobilenet_v2"
+    image_size: int = 128
+    epochs: int = 10
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    loss: str = "bce_dice"
+    average_decay: float = 0.99
+    patience: int = 0
+    zoom_probability: float = 0.5
+    quarter_turn_probability: float = 0.2
+    seed: int = 0
+    threads: int = 2
+    workers: int = 0
+    device: str = "auto"
+    encoder_weights: str = ""
+    initial_weights: str = ""
+    """A state dict or training checkpoint of the whole U-Net to start from (fine-tuning); empty starts afresh."""
+    validate_every: int = 1
+    """Score val every this many epochs in the first two thirds of training, then every epoch: validation is a third
+    or more of an epoch on a GPU, and the best epoch comes late in a one-cycle schedule."""
+    cycles: str = ""
+    """One-cycle schedules one after the other, each from the best weights of the one before, as words
+    'epochs:peak learning rate:input side' (progressive resizing: '60:0.002:128 35:0.001:192 30:0.0005:192').
+    Empty: one schedule of `epochs` at `learning_rate` and `image_size`. With cycles, those three follow from them."""
+    fine_tune: str = ""
+    """The short schedule, as `cycles` words, of a retrain on new data that starts from the champion's weights
+    (`fine_tuning`); empty: every retrain starts afresh."""
+
+    def __post_init__(self) -> None:
+        if self.fine_tune:
+            parse_cycles(self.fine_tune)
+        if self.cycles:
+            schedule = parse_cycles(self.cycles)
+            object.__setattr__(self, "epochs", sum(cycle.epochs for cycle in schedule))
+            object.__setattr__(self, "learning_rate", schedule[0].learning_rate)
+            object.__setattr__(self, "image_size", schedule[-1].image_size)
+
+    def as_params(self) -> dict[str, str | int | float]:
+        return asdict(self)
+
+    def with_overrides(self, **changes) -> TrainSettings:
+        changes = {key: value for key, value in changes.items() if value is not None}
+        cycles = changes.get("cycles", self.cycles)
+        if cycles and CYCLE_FIELDS & changes.keys():
+            raise ValueError(
+                f"these settings train in cycles ({cycles}): {', '.join(sorted(CYCLE_FIELDS & changes.keys()))} "
+                "follow from them; change `cycles` instead, or set it to '' for one schedule"
+            )
+        return replace(self, **changes)
+
+    def fine_tuning(self, weights: Path) -> TrainSettings:
+        """These settings for a retrain from a trained U-Net's weights: the `fine_tune` schedule instead of `cycles`."""
+        if not self.fine_tune:
+            raise ValueError("these settings have no fine_tune schedule: set one ('epochs:peak rate:input side') to fine-tune")
+        return replace(self, cycles=self.fine_tune, initial_weights=str(weights), encoder_weights="")
+
+    @property
+    def fine_tune_side(self) -> int | None:
+        """The input side the fine-tune schedule ends at (a champion of another side cannot be fine-tuned)."""
+        return parse_cycles(self.fine_tune)[-1].image_size if self.fine_tune else None
+
+    def schedule(self) -> list[TrainSettings]:
+        """The settings of each one-cycle schedule, in order: one, or one per word of `cycles`."""
+        if not self.cycles:
+            return [self]
+        plain = replace(self, cycles="")
+        return [
+            replace(
+                plain,
+                epochs=cycle.epochs,
+                learning_rate=cycle.learning_rate,
+                image_size=cycle.image_size,
+                initial_weights=self.initial_weights if number == 0 else "",  # later cycles start from the one before
+            )
+            for number, cycle in enumerate(parse_cycles(self.cycles))
+        ]
+
+
+CYCLE_FIELDS = {"epochs", "learning_rate", "image_size"}
+
+
+@dataclass(frozen=True)
+class Cycle:
+    epochs: int
+    learning_rate: float
+    image_size: int
+
+
+def parse_cycles(text: str) -> list[Cycle]:
+    """'60:0.002:128 35:0.001:192' as cycles; a clear error names the word that is wrong."""
+    cycles = []
+    for word in text.split():
+        parts = word.split(":")
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            cycle = Cycle(int(parts[0]), float(parts[1]), int(parts[2]))
+        except ValueError:
+            raise ValueError(f"cycle {word!r} is not epochs:peak learning rate:input side (for instance 30:0.0005:192)") from None
+        if cycle.epochs < 1 or not 0 < cycle.learning_rate < 1 or cycle.image_size < 32 or cycle.image_size % 32:
+            raise ValueError(
+                f"cycle {word!r}: epochs must be at least 1, the learning rate between 0 and 1, and the input side a "
+                "multiple of 32 (the U-Net halves it five times)"
+            )
+        cycles.append(cycle)
+    if not cycles:
+        raise ValueError("cycles is blank: give words epochs:peak learning rate:input side, or '' for one schedule")
+    return cycles
+
+
+PRESETS: dict[str, TrainSettings] = {
+    "demo": TrainSettings(fine_tune="3:0.001:128"),
+    "full": TrainSettings(
+        encoder="resnet34",
+        image_size=384,
+        epochs=150,
+        batch_size=16,
+        learning_rate=2e-3,
+        patience=40,
+        threads=8,
+        workers=6,
+        validate_every=3,
+        fine_tune="20:0.0003:384",
+    ),
+}
+PRESETS["cpu"] = replace(
+    PRESETS["full"],
+    encoder="mobilenet_v2",
+    batch_size=8,
+    threads=2,
+    workers=0,
+    cycles="60:0.002:128 35:0.001:192 30:0.0005:192",
+    fine_tune="4:0.001:192",
+)
+"""`demo`: CPU, minutes, what `wms run` uses. `full`: the quality target on real photos, meant for a GPU. `cpu`: the
+quality target on a 2-core CPU in 1 to 3 hours, with the machine's speed (mobilenet_v2, progressive resizing in three cycles)."""
+
+
+def preset(name: str) -> TrainSettings:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def settings_for(choices: dict) -> TrainSettings:
+    """The settings of choices["preset"] (demo when absent) with the other choices laid over them (None leaves the
+    preset's); a clear error names a bad preset or value."""
+    overrides = dict(choices)
+    return preset(overrides.pop("preset", "demo")).with_overrides(**overrides)
+
+
+@dataclass
+class TrainingResult:
+    model: torch.nn.Module
+    settings: TrainSettings
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    test_scores: SegmentationScores | None = None
+    test_ious: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_at_epoch: int = 0
+    stopped_early: bool = False
+    checkpoint: Path | None = None
+    """The last checkpoint written (the last cycle's), when the training kept checkpoints."""
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class _Trainable:
+    """What a training step changes, and what a checkpoint saves and restores."""
+
+    model: torch.nn.Module
+    average: WeightAverage
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+    @classmethod
+    def create(cls, settings: TrainSettings, steps: int, start_state: dict | None = None) -> _Trainable:
+        device = resolve_device(settings.device)
+        model = build_unet(settings.encoder, settings.encoder_weights or None)
+        if settings.initial_weights:
+            load_model_weights(model, Path(settings.initial_weights))
+        if start_state is not None:
+            model.load_state_dict(start_state)
+        model = model.to(device, memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=steps)
+        return cls(model, WeightAverage(model, settings.average_decay), optimizer, scheduler)
+
+    def parts(self) -> tuple:
+        return self.model, self.average, self.optimizer, self.scheduler
+
+
+def train(
+    splits: dict[str, list[Pair]],
+    settings: TrainSettings,
+    on_epoch: EpochCallback | None = None,
+    checkpoints: Path | None = None,
+) -> TrainingResult:
+    """Train on splits['train'], keep the averaged weights of the epoch with the best val IoU, score them on test.
+
+    With `cycles`, each schedule starts from the best weights of the one before, and the last one's best is kept.
+    With `checkpoints`, every epoch is saved there and a training with the same settings resumes from it.
+    """
+    _require_splits(splits)
+    started = time.perf_counter()
+    schedule = settings.schedule()
+    history: list[dict[str, float]] = []
+    fitted, resumed_at = None, 0
+    for number, cycle in enumerate(schedule, start=1):
+        folder = cycle_checkpoints(checkpoints, number, len(schedule))
+        params = cycle.as_params() | ({"cycles": settings.cycles, "cycle": number} if len(schedule) > 1 else {})
+        start_state = fitted and fitted.progress.best_state
+        fitted = _fit(splits, cycle, params, folder, start_state, _shifted(on_epoch, len(history), number))
+        resumed_at += fitted.resumed_at
+        best_epoch = len(history) + fitted.progress.best_epoch
+        history += fitted.progress.history
+    best = copy.deepcopy(fitted.average).to("cpu", memory_format=torch.contiguous_format)  # for ONNX export
+    best.load_state_dict(fitted.progress.best_state)
+    result = TrainingResult(best.eval(), settings, history, best_epoch, resumed_at_epoch=resumed_at)
+    result.stopped_early = fitted.stopped_early
+    result.checkpoint = folder / LAST if folder else None
+    result.test_scores, result.test_ious = evaluate(best, splits["test"], settings.image_size)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class _Fitted:
+    average: torch.nn.Module
+    progress: Progress
+    resumed_at: int
+    stopped_early: bool
+
+
+def _fit(
+    splits: dict[str, list[Pair]],
+    settings: TrainSettings,
+    params: dict,
+    checkpoints: Path | None,
+    start_state: dict | None,
+    on_epoch: EpochCallback | None,
+) -> _Fitted:
+    """One one-cycle schedule, from `start_state` (the weights of a cycle before) when given; resumed if checkpointed."""
+    seed_everything(settings.seed)
+    torch.set_num_threads(settings.threads)
+    steps = settings.epochs * steps_per_epoch(len(splits["train"]), settings.batch_size)
+    trainable = _Trainable.create(settings, steps, start_state)
+    progress = (checkpoints and resume_checkpoint(checkpoints, params, *trainable.parts())) or Progress()
+    fitted = _Fitted(trainable.average.module, progress, progress.epoch, out_of_patience(progress, settings))
+    if progress.epoch == settings.epochs or fitted.stopped_early:
+        return fitted  # finished before: a rerun after a failure later on trains nothing again
+    dataset, val = _prepared_samples(splits, settings)
+    for epoch in range(progress.epoch + 1, settings.epochs + 1):
+        metrics = _fit_epoch(trainable, dataset, val, settings, epoch)
+        _record(progress, epoch, metrics, trainable.average)
+        if checkpoints:
+            save_checkpoint(checkpoints, params, progress, *trainable.parts())
+        if on_epoch:
+            on_epoch(epoch, metrics)
+        if out_of_patience(progress, settings):
+            fitted.stopped_early = True
+            break
+    return fitted
+
+
+def _prepared_samples(splits: dict[str, list[Pair]], settings: TrainSettings) -> tuple[MeterDataset, list[Sample]]:
+    """The train split as augmented views at the input side, and the val split, both read into memory."""
+    samples = {name: [load_sample(pair, max_side=4 * settings.image_size) for pair in splits[name]] for name in ("train", "val")}
+    augment = AugmentSettings(
+        zoom_probability=settings.zoom_probability, quarter_turn_probability=settings.quarter_turn_probability
+    )
+    return MeterDataset(samples["train"], settings.image_size, augment, settings.seed), samples["val"]
+
+
+def cycle_checkpoints(checkpoints: Path | None, number: int, cycles: int) -> Path | None:
+    """Where cycle `number` (from 1) keeps its checkpoints: a folder of its own when there are several cycles."""
+    return checkpoints / f"cycle-{number}" if checkpoints and cycles > 1 else checkpoints
+
+
+def out_of_patience(progress: Progress, settings: TrainSettings) -> bool:
+    """Whether early stopping ends the training: `patience` epochs (when set) without a better val IoU."""
+    return bool(settings.patience) and progress.epoch - progress.best_epoch >= settings.patience
+
+
+def drops_last_batch(train_images: int, batch_size: int) -> bool:
+    """Passes take full batches only, unless the whole split fits in one batch."""
+    return train_images > batch_size
+
+
+def steps_per_epoch(train_images: int, batch_size: int) -> int:
+    """Optimizer steps in one pass."""
+    return train_images // batch_size if drops_last_batch(train_images, batch_size) else 1
+
+
+def _shifted(on_epoch: EpochCallback | None, done: int, cycle: int) -> EpochCallback | None:
+    """The callback with epochs numbered over the whole training, and the cycle's number in the metrics."""
+    if on_epoch is None or (done == 0 and cycle == 1):
+        return on_epoch
+    return lambda epoch, metrics: on_epoch(done + epoch, metrics | {"cycle": float(cycle)})
+
+
+def _fit_epoch(trainable: _Trainable, dataset: MeterDataset, val: list[Sample], settings: TrainSettings, epoch: int) -> dict:
+    """One pass over the train split, then, on the epochs that validate, the averaged model scored on val."""
+    dataset.set_epoch(epoch)
+    started = time.perf_counter()
+    train_loss = _train_epoch(*trainable.parts(), _loader(dataset, settings, epoch), loss_by_name(settings.loss))
+    metrics = {
+        "train_loss": train_loss,
+        "lr": trainable.scheduler.get_last_lr()[0],
+        "train_pass_seconds": time.perf_counter() - started,
+    }
+    if validates(epoch, settings):
+        scores = evaluate_samples(trainable.average.module, val, settings.image_size)
+        metrics |= {"val_iou": scores.mean_iou, "val_dice": scores.mean_dice}
+    return metrics
+
+
+def validates(epoch: int, settings: TrainSettings) -> bool:
+    """Whether `epoch` (from 1) scores val: every `validate_every`-th epoch, and each of the last third (the last
+    epoch always belongs to it)."""
+    return epoch % max(1, settings.validate_every) == 0 or epoch > settings.epochs * 2 // 3
+
+
+def _record(progress: Progress, epoch: int, metrics: dict, average: WeightAverage) -> None:
+    """Note the epoch; keep a copy of the averaged weights when its val IoU is the best so far."""
+    progress.epoch = epoch
+    progress.history.append(metrics)
+    if metrics.get("val_iou", -1.0) > progress.best_iou:
+        progress.best_iou, progress.best_epoch = metrics["val_iou"], epoch
+        progress.best_state = {key: value.detach().cpu().clone() for key, value in average.module.state_dict().items()}
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same weights, order and augmentations (on the CPU; cuDNN kernels may still differ slightly)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when a GPU is present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+MODEL_SOURCES = ("wms/inference/", "wms/data/", "wms/training/")
+"""The code that shapes a model, as paths from the project root: how photos are read, split and augmented, the network,
+its training and export, and how it is scored. The reuse key hashes it (code_fingerprint), the code sensor retrains
+when a commit changes it, and the train workflow runs on its changes. The asset's settings reach training whole and
+are keyed on their own."""
+
+
+INSTALL_ROOT = Path(__file__).resolve().parents[2]
+"""The folder that holds the wms package: a checkout, or site-packages where a wheel is installed."""
+
+
+def code_fingerprint(install_root: Path = INSTALL_ROOT) -> str:
+    """A hash of the model's sources (MODEL_SOURCES) under `install_root`, where Python imports wms from (a checkout
+    or an installed wheel): a different fingerprint may train a different model."""
+    digest = hashlib.sha256()
+    for folder in MODEL_SOURCES:
+        for source in sorted((install_root / folder).rglob("*.py")):
+            digest.update(source.relative_to(install_root).as_posix().encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _require_splits(splits: dict[str, list[Pair]]) -> None:
+    empty = [name for name in ("train", "val", "test") if not splits.get(name)]
+    if empty:
+        raise ValueError(f"the {', '.join(empty)} split(s) hold no images: add images to the data set (at least about 20)")
+
+
+def _loader(dataset: MeterDataset, settings: TrainSettings, epoch: int) -> DataLoader:
+    """The epoch's batches: the order depends only on the seed and the epoch, so a resumed run sees the same."""
+    return DataLoader(
+        dataset,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        drop_last=drops_last_batch(len(dataset), settings.batch_size),
+        num_workers=settings.workers,
+        generator=torch.Generator().manual_seed(settings.seed * 100_003 + epoch),
+        pin_memory=resolve_device(settings.device).type == "cuda",
+    )
+
+
+def _train_epoch(model, average: WeightAverage, optimizer, scheduler, loader, loss_function) -> float:
+    """One pass over the loader; on CUDA in bf16 autocast with channels_last batches."""
+    model.train()
+    device = next(model.parameters()).device
+    losses = []
+    for images, masks in loader:
+        images, masks = _to_device(images, device), masks.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(images)
+        loss = loss_function(logits.float(), masks)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        average.update(model)
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """channels_last: faster convolutions on CUDA and, measured here, about 1.2-1.7x on the CPU too."""
+    return images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+
+def evaluate_samples(model: torch.nn.Module, samples: list[Sample], image_size: int) -> SegmentationScores:
+    """Scores of the whole inference (both looks) on samples held in memory, at their stored resolution."""
+    segmenter = Segmenter(backend=TorchBackend(model.eval()), image_size=image_size)
+    accumulator = ScoreAccumulator.empty()
+    for start in range(0, len(samples), 16):
+        chunk = samples[start : start + 16]
+        for (_, mask), sample in zip(segmenter.masks_batch([s.photo for s in chunk]), chunk, strict=True):
+            accumulator.add(mask, sample.mask)
+    return accumulator.scores()
+
+
+def evaluate(model: torch.nn.Module, pairs: list[Pair], image_size: int) -> tuple[SegmentationScores, list[float]]:
+    """Scores at each photo's own resolution, as a user of the model sees them, and the IoU of every photo."""
+    segmenter = Segmenter(backend=TorchBackend(model.eval()), image_size=image_size)
+    accumulator = ScoreAccumulator.empty()
+    for pair in pairs:
+        accumulator.add(segmenter.mask(read_photo(pair.image)), read_mask(pair.mask))
+    return accumulator.scores(), accumulator.ious
