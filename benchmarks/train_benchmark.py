@@ -9,8 +9,14 @@ synthetic data set is generated into a temporary folder. The split is wms.data.p
 a --splits JSON file (name -> train/val/test). Examples:
 
     python benchmarks/train_benchmark.py --preset demo                       # CPU figure of the demo preset
-    python benchmarks/train_benchmark.py ../shared/data/water-meters --preset full --encoder mobilenet_v2 \\
-        --image-size 192 --epochs 60 --checkpoints .wms/bench-checkpoints --output benchmarks/results/cpu-real.json
+    python benchmarks/train_benchmark.py ../shared/data/water-meters --preset cpu \\
+        --checkpoints .wms/bench-checkpoints/cpu --output benchmarks/results/cpu-real.json
+    python benchmarks/train_benchmark.py ../shared/data/water-meters --preset full --set encoder=mobilenet_v2 \\
+        --set image_size=192 --set epochs=60
+
+Settings are chosen as everywhere else (wms.training.settings): a preset, and `--set key=value` for any setting.
+Every run is logged to MLflow (the local state's store, experiment wms-benchmarks, unless --tracking-uri says
+otherwise): its settings, each epoch, the test scores and the figures printed here.
 """
 
 from __future__ import annotations
@@ -19,15 +25,20 @@ import argparse
 import json
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import torch
 
+from wms.core.local_state import MODEL_NAME, StateLayout, default_home
 from wms.data.pairs import Pair, split_pairs
 from wms.data.synthetic import SyntheticSpec, generate_dataset
 from wms.data.validation import validate_folder
-from wms.training.train import PRESETS, TrainSettings, preset, resolve_device, train, validates
+from wms.registry.model_registry import ModelRegistry
+from wms.training.settings import PRESETS, TrainSettings, parse_assignment, settings_for
+from wms.training.train import resolve_device, train, validates
 
 
 def load_splits(root: Path, splits_file: Path | None) -> dict[str, list[Pair]]:
@@ -79,25 +90,25 @@ def peak_tflops(device_name: str) -> float | None:
     return next((peak for name, peak in PEAK_BF16_TFLOPS.items() if name in device_name), None)
 
 
-OVERRIDES = {
-    "encoder": str,
-    "image_size": int,
-    "epochs": int,
-    "batch_size": int,
-    "learning_rate": float,
-    "loss": str,
-    "threads": int,
-    "workers": int,
-    "initial_weights": str,
-    "validate_every": int,
-    "seed": int,
-    "cycles": str,
-}
-"""Settings that a command-line option (--image-size for image_size) changes in the preset."""
+BENCHMARK_EXPERIMENT = "wms-benchmarks"
+
+
+def benchmark_tracking(tracking_uri: str | None) -> ModelRegistry:
+    """Where benchmark runs are logged: the given MLflow, else the local state's store (its artefacts beside it)."""
+    if tracking_uri:
+        return ModelRegistry(tracking_uri, MODEL_NAME, experiment_name=BENCHMARK_EXPERIMENT)
+    layout = StateLayout(default_home())
+    layout.create()
+    return ModelRegistry(
+        layout.mlflow_tracking_uri, MODEL_NAME, BENCHMARK_EXPERIMENT, artifact_location=layout.mlflow_artifacts.as_uri()
+    )
 
 
 def settings_from(args: argparse.Namespace) -> TrainSettings:
-    return preset(args.preset).with_overrides(**{name: getattr(args, name) for name in OVERRIDES})
+    try:
+        return settings_for({"preset": args.preset, **dict(parse_assignment(text) for text in args.set)})
+    except ValueError as error:
+        raise SystemExit(f"train_benchmark.py: {error}") from None
 
 
 def epochs_within(splits: dict[str, list[Pair]], settings: TrainSettings, minutes: float) -> int:
@@ -139,8 +150,8 @@ def main() -> None:
     parser.add_argument("data", type=Path, nargs="?")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--splits", type=Path)
-    for name, kind in OVERRIDES.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help="overrides the preset")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change one setting of the preset")
+    parser.add_argument("--tracking-uri", help="the MLflow server or store the run is logged to (default: the local state's)")
     parser.add_argument("--checkpoints", type=Path, help="save every epoch here and resume from it")
     parser.add_argument("--minutes", type=float, help="instead of --epochs: as many epochs as fit, timed on two first")
     parser.add_argument("--output", type=Path)
@@ -158,19 +169,39 @@ def run(args: argparse.Namespace, data: Path) -> None:
     splits = load_splits(data, args.splits)
     settings = settings_from(args)
     if args.minutes and settings.cycles:
-        raise SystemExit("--minutes sizes one schedule, and these settings train in cycles: give --cycles '' or no --minutes")
+        raise SystemExit("--minutes sizes one schedule, and these settings train in cycles: give --set cycles= or no --minutes")
     if args.minutes:
         settings = settings.with_overrides(epochs=epochs_within(splits, settings, args.minutes))
     device = resolve_device(settings.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"{name}: {settings} on { {k: len(v) for k, v in splits.items()} } from {data}", flush=True)
+    tracking = benchmark_tracking(args.tracking_uri)
+    tags = {"wms/benchmark": "train_benchmark.py", "wms/data": str(data)}
+    with tracking.training_run(settings.as_params(), tags, name=f"benchmark {args.preset} {data.name}") as logged:
+        report, result = measure(splits, settings, data, name, device, args.checkpoints, logged)
+        mlflow.log_metrics({f"test_{key}": value for key, value in report["test"].items()})
+        mlflow.log_metrics(
+            {key: value for key, value in report.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        )
+    print(json.dumps(report), flush=True)
+    print(f"logged to MLflow: {tracking.tracking_uri}, experiment {BENCHMARK_EXPERIMENT}, run {logged.run_id}", flush=True)
+    if args.weights:
+        torch.save(result.model.state_dict(), args.weights)
+    if args.output:
+        args.output.write_text(json.dumps({**report, "history": result.history}, indent=1))
+
+
+def measure(
+    splits, settings: TrainSettings, data: Path, name: str, device, checkpoints: Path | None, logged
+) -> tuple[dict, object]:
+    """Train with `settings`, time it and its inference; the report and the training's result."""
     started = time.perf_counter()
-    result = train(
-        splits,
-        settings,
-        on_epoch=lambda e, m: print(f"epoch {e} {time.perf_counter() - started:.0f}s {m}", flush=True),
-        checkpoints=args.checkpoints,
-    )
+
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        print(f"epoch {epoch} {time.perf_counter() - started:.0f}s {metrics}", flush=True)
+        logged.log_epoch(epoch, metrics)
+
+    result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints)
     epochs_run = len(result.history) - result.resumed_at_epoch
     pass_seconds = sum(epoch.get("train_pass_seconds", 0.0) for epoch in result.history[result.resumed_at_epoch :])
     step_images_per_s = epochs_run * len(splits["train"]) / pass_seconds if pass_seconds else None
@@ -180,6 +211,7 @@ def run(args: argparse.Namespace, data: Path) -> None:
     single = time_inference(result.model, settings.image_size, device, 1, 30)
     batched = time_inference(result.model, settings.image_size, device, 16, 10)
     report = {
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": name,
         "data": str(data),
         "settings": settings.as_params(),
@@ -197,11 +229,7 @@ def run(args: argparse.Namespace, data: Path) -> None:
         "batch1_p95_ms": round(float(np.percentile(single, 95)) * 1000, 2),
         "batch16_images_per_s": round(16 / float(np.median(batched)), 1),
     }
-    print(json.dumps(report), flush=True)
-    if args.weights:
-        torch.save(result.model.state_dict(), args.weights)
-    if args.output:
-        args.output.write_text(json.dumps({**report, "history": result.history}, indent=1))
+    return report, result
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from wms.core.local_state import DEFAULT_SERVE_PORT, MODEL_NAME, SERVE_PORT_VARI
 from wms.core.progress import Progress
 from wms.deployment.stages import STAGES
 from wms.monitoring.prometheus import DEFAULT_PORT as PROMETHEUS_PORT
+from wms.training.settings import SETTINGS_ARE, parse_assignment
 
 JOBS = {"lineage": "wms_lineage", "training": "wms_training", "staging": "wms_staging", "production": "wms_production"}
 """`wms run --job` names -> the Dagster jobs of wms_assets.definitions."""
@@ -103,19 +104,17 @@ def training_options(command):
     options = [
         click.option(
             "--preset",
-            help="Training preset: demo (CPU, minutes), cpu (the quality target on a CPU, 1 to 3 hours on 2 cores) or full "
-            "(on a GPU). Default: the one recorded for the watched photos (`wms data show`), else demo.",
-        ),
-        click.option("--epochs", type=int, help="Training epochs (default: the preset's)."),
-        click.option("--encoder", help="U-Net encoder (default: the preset's)."),
-        click.option("--image-size", type=int, help="Model input side in pixels (default: the preset's)."),
-        click.option(
-            "--cycles", help="One-cycle schedules in a row, 'epochs:peak rate:input side ...' (the cpu preset has three)."
+            help="Training preset (wms/training/presets): demo (CPU, minutes), cpu (the quality target on a CPU, 1 to 3 "
+            "hours on 2 cores) or full (on a GPU). Default: the one recorded for the watched photos (`wms data show`), "
+            "else demo.",
         ),
         click.option(
-            "--fine-tune",
-            help="The short schedule of a retrain on new data from the champion's weights, as --cycles words "
-            "(default: the preset's; '' always trains from scratch).",
+            "--set",
+            "assignments",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help=f"Change one setting of the preset, as often as needed: --set image_size=192 --set cycles= ({SETTINGS_ARE}; "
+            "what each means: the trained_model config in the Dagster Launchpad).",
         ),
     ]
     for option in reversed(options):
@@ -123,9 +122,16 @@ def training_options(command):
     return command
 
 
-def _training_choices(**options) -> dict:
-    """The training options given on the command line (training_options'), without the unset ones."""
-    return {key: value for key, value in options.items() if value is not None}
+def _training_choices(preset: str | None, assignments: tuple[str, ...]) -> dict:
+    """The preset and settings given on the command line, without the unset ones."""
+    choices: dict = {"preset": preset} if preset else {}
+    for text in assignments:
+        try:
+            name, value = parse_assignment(text)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error
+        choices[name] = value
+    return choices
 
 
 @main.command()
@@ -193,7 +199,7 @@ def _record_source(
 ):
     """Record the watched photos and training settings, after checking both; print what changed."""
     from wms.data.watched import WatchedSourceError, folder_source, pointer_source, record_watched, synthetic_source
-    from wms.training.train import settings_for
+    from wms.training.settings import settings_for
 
     try:
         settings_for(training)

@@ -4,7 +4,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import train_benchmark
 
-from wms.training.train import TrainSettings
+from wms.training.settings import TrainSettings
 
 
 def test_the_time_budget_counts_only_the_validations_that_will_run():

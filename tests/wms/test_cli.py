@@ -171,7 +171,10 @@ def test_data_use_records_the_watched_folder_and_its_training_settings_with_a_hi
     [
         ([], "give exactly one of FOLDER"),
         (["--synthetic", "--preset", "fastest"], "unknown preset 'fastest'"),
-        (["--synthetic", "--fine-tune", "4:0.0003"], "is not epochs:peak learning rate:input side"),
+        (["--synthetic", "--set", "fine_tune=4:0.0003"], "is not epochs:peak learning rate:input side"),
+        (["--synthetic", "--set", "image_size=large"], "image_size must be a whole number, not 'large'"),
+        (["--synthetic", "--set", "depth=5"], "no such training setting: depth"),
+        (["--synthetic", "--set", "epochs"], "is not key=value"),
         (["--synthetic", "--allow-outside-links"], "give the folder too"),
     ],
 )

@@ -31,7 +31,7 @@ def test_definitions_load_with_every_stage():
 
 
 def test_training_config_takes_the_preset_and_overrides_only_what_is_set():
-    from wms.training.train import PRESETS
+    from wms.training.settings import PRESETS
     from wms_assets.assets.model import TrainingConfig
 
     assert TrainingConfig().settings() == PRESETS["demo"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wms.training.train import TrainSettings
+from wms.training.settings import TrainSettings
 
 AUTO, SCRATCH = "auto", "scratch"
 STARTS = (AUTO, SCRATCH)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
 from wms.core.gitinfo import current_git_sha
 from wms.core.progress import EpochProgress
@@ -18,7 +18,8 @@ from wms.inference.predict import Segmenter
 from wms.registry.model_registry import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes, gates_table
 from wms.training.export import export_onnx
 from wms.training.model import TorchBackend
-from wms.training.train import PRESETS, TrainingResult, TrainSettings, code_fingerprint, settings_for, train
+from wms.training.settings import DEFAULT_PRESET, PRESET_FILES, TrainSettings, setting_help, setting_types, settings_for
+from wms.training.train import TrainingResult, code_fingerprint, train
 from wms.training.warm_start import AUTO, Parent, scratch_reason
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import LINEAGE_GROUP, MODEL_STAGE, PROGRESS_TAG, RUN_REASON_TAG
@@ -30,42 +31,13 @@ REQUEST_KEY_TAG = "wms_request_key"
 RUN_ID_FILE = "mlflow_run_id"
 
 
-class TrainingConfig(dg.Config):
-    """How the U-Net is trained: a preset, and any setting of it overridden. Unset fields take the preset's value."""
+class TrainingChoices(dg.Config):
+    """What a run chooses besides the settings: the preset they start from, how training starts, reuse."""
 
     preset: str = Field(
-        default="demo",
-        description=f"Named settings: {', '.join(PRESETS)}. demo: CPU, minutes. full: the quality target, on a GPU. "
-        "cpu: the quality target on a CPU in three cycles of progressive resizing (1 to 3 hours on 2 cores).",
-    )
-    encoder: str | None = Field(default=None, description="U-Net encoder: resnet34, resnet18, mobilenet_v2, efficientnet-b0.")
-    image_size: int | None = Field(default=None, description="Side of the square model input, in pixels.")
-    epochs: int | None = Field(default=None, description="Passes over the train split (fewer with early stopping).")
-    batch_size: int | None = Field(default=None, description="Photos per optimizer step.")
-    learning_rate: float | None = Field(default=None, description="Peak learning rate of the one-cycle schedule.")
-    loss: str | None = Field(default=None, description="bce_dice, focal_dice or bce_lovasz.")
-    patience: int | None = Field(default=None, description="Stop after this many epochs without a better val IoU; 0 never stops.")
-    seed: int | None = Field(default=None, description="Seed of weights, order and augmentations.")
-    threads: int | None = Field(default=None, description="CPU threads for PyTorch.")
-    workers: int | None = Field(default=None, description="DataLoader worker processes (0 prepares batches in the trainer).")
-    device: str | None = Field(default=None, description="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
-    validate_every: int | None = Field(
-        default=None, description="Score val every N epochs in the first two thirds of training (every epoch after)."
-    )
-    encoder_weights: str | None = Field(default=None, description="Path of encoder weights (a state dict) to start from.")
-    initial_weights: str | None = Field(
-        default=None, description="Path of a whole U-Net's weights (a state dict or a training checkpoint) to fine-tune."
-    )
-    cycles: str | None = Field(
-        default=None,
-        description="One-cycle schedules in a row, each from the best weights of the one before: 'epochs:peak learning "
-        "rate:input side' words, e.g. '60:0.002:128 35:0.001:192 30:0.0005:192'; '' for one schedule of epochs, "
-        "learning_rate and image_size (with cycles, those three follow from them).",
-    )
-    fine_tune: str | None = Field(
-        default=None,
-        description="The short schedule ('epochs:peak rate:input side' words) of a retrain on new data that starts from "
-        "the champion's weights; '' always trains from scratch.",
+        default=DEFAULT_PRESET,
+        description="Named settings (wms/training/presets): "
+        + " ".join(f"{item.name}: {item.description}" for item in PRESET_FILES.values()),
     )
     start: str = Field(
         default=AUTO,
@@ -80,6 +52,15 @@ class TrainingConfig(dg.Config):
 
     def settings(self) -> TrainSettings:
         return settings_for(self.model_dump(exclude={"start", "reuse_finished_run"}))
+
+
+TrainingConfig = create_model(
+    "TrainingConfig",
+    __base__=TrainingChoices,
+    __doc__="How the U-Net is trained: a preset, and any setting of it overridden. Unset fields take the preset's value.",
+    **{name: (kind | None, Field(default=None, description=setting_help()[name])) for name, kind in setting_types().items()},
+)
+"""The trained_model asset's config: every training setting (wms.training.settings), optional, over the preset's."""
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from wms.data.pairs import split_pairs
 from wms.data.validation import validate_folder
-from wms.training.train import MODEL_SOURCES, PRESETS, TrainSettings, code_fingerprint, preset, train, validates
+from wms.training.settings import TrainSettings
+from wms.training.train import MODEL_SOURCES, code_fingerprint, train, validates
 
 TINY = TrainSettings(encoder="mobilenet_v2", image_size=64, epochs=2, batch_size=8)
 
@@ -96,58 +96,7 @@ def test_an_empty_split_is_refused_with_advice(splits):
         train({**splits, "val": []}, TINY)
 
 
-def test_presets_are_named_and_an_unknown_one_is_refused():
-    assert PRESETS["demo"].device == "auto" and PRESETS["full"].encoder == "resnet34"
-    assert replace(preset("demo"), fine_tune="") == TrainSettings()
-    with pytest.raises(ValueError, match="choose one of demo, full, cpu"):
-        preset("fast")
-
-
-def test_every_preset_fine_tunes_at_its_own_input_side():
-    """Else a retrain on new data could never start from the champion that preset trained."""
-    assert all(settings.fine_tune_side == settings.image_size for settings in PRESETS.values())
-
-
-def test_fine_tuning_trains_the_short_schedule_from_the_given_weights(tmp_path):
-    tuned = preset("cpu").fine_tuning(tmp_path / "parent.pt")
-    assert (tuned.cycles, tuned.epochs, tuned.image_size) == ("4:0.001:192", 4, 192)
-    assert tuned.schedule()[0].initial_weights == str(tmp_path / "parent.pt")
-    with pytest.raises(ValueError, match="no fine_tune schedule"):
-        preset("cpu").with_overrides(fine_tune="").fine_tuning(tmp_path / "parent.pt")
-
-
 TWO_CYCLES = TINY.with_overrides(cycles="1:0.002:64 2:0.001:64")
-
-
-def test_cycles_set_the_length_the_first_rate_and_the_last_input_side():
-    growing = TINY.with_overrides(cycles="1:0.002:64 2:0.001:96")
-    assert (growing.epochs, growing.learning_rate, growing.image_size) == (3, 0.002, 96)
-    first, second = growing.schedule()
-    assert (first.epochs, first.image_size, second.epochs, second.learning_rate, second.image_size) == (1, 64, 2, 0.001, 96)
-    assert PRESETS["cpu"].encoder == "mobilenet_v2" and PRESETS["cpu"].image_size == 192 and PRESETS["cpu"].epochs == 125
-    assert TWO_CYCLES.with_overrides(cycles="").schedule() == [TWO_CYCLES.with_overrides(cycles="")]
-
-
-@pytest.mark.parametrize(
-    ("cycles", "complaint"),
-    [
-        ("60:0.002", "is not epochs:peak"),
-        ("ten:0.002:128", "is not epochs:peak"),
-        ("5:0.002:100", "multiple of 32"),
-        ("0:0.002:128", "at least 1"),
-        ("5:2:128", "between 0 and 1"),
-        ("   ", "blank"),
-    ],
-)
-def test_a_malformed_cycle_is_refused_with_the_word_and_the_format(cycles, complaint):
-    with pytest.raises(ValueError, match=complaint):
-        TINY.with_overrides(cycles=cycles)
-
-
-def test_settings_in_cycles_refuse_an_epochs_rate_or_size_of_their_own():
-    with pytest.raises(ValueError, match="change `cycles` instead"):
-        PRESETS["cpu"].with_overrides(epochs=10)
-    assert PRESETS["cpu"].with_overrides(cycles="", epochs=10).epochs == 10
 
 
 def test_each_cycle_starts_from_the_best_weights_of_the_one_before(splits, tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from wms.training.train import preset
+from wms.training.settings import preset
 from wms.training.warm_start import AUTO, SCRATCH, Parent, scratch_reason
 
 CPU = preset("cpu")
