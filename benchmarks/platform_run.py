@@ -17,7 +17,8 @@ from pathlib import Path
 from emit import emit
 
 from wms.core.local_state import MODEL_NAME, StateLayout, default_home
-from wms.registry.model_registry import ModelRegistry, gate_outcomes
+from wms.registry.gates import gate_outcomes
+from wms.registry.model_registry import ModelRegistry
 
 EPOCH_METRICS = ("train_loss", "train_pass_seconds", "val_iou", "val_dice", "cycle")
 

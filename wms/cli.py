@@ -280,7 +280,8 @@ def models_history(as_json: bool) -> None:
     from dataclasses import asdict
 
     from wms.inference.model_card import notice
-    from wms.registry.model_registry import ARCHIVED_TAG, CHAMPION, gate_outcomes, history_table
+    from wms.registry.gates import gate_outcomes, verdict
+    from wms.registry.model_registry import ARCHIVED_TAG, CHAMPION, history_table
     from wms_assets.run import champion_registry
 
     _prepare_state()
@@ -295,7 +296,7 @@ def models_history(as_json: bool) -> None:
             "version": str(version.version),
             "aliases": sorted(aliases_of.get(str(version.version), [])),
             "test_mean_iou": version.tags.get("test_mean_iou"),
-            "gates": {name: outcome.split(":")[0] for name, outcome in gate_outcomes(version.tags).items()},
+            "gates": {name: verdict(outcome) for name, outcome in gate_outcomes(version.tags).items()},
             "trained_on": version.tags.get("trained_on", "unknown"),
             "parent_version": version.tags.get("parent_version"),
             "archived": version.tags.get(ARCHIVED_TAG),
@@ -417,12 +418,12 @@ def serve() -> None:
 )
 def serve_start(model_ref: str, port: int) -> None:
     """Serve MODEL with TorchServe in the background on 127.0.0.1 and print the inference URL once it answers."""
-    from wms.serving.local_serving import resolve_servable, serve_model
+    from wms.serving.local_serving import resolve_local_model, serve_model
     from wms.serving.torchserve import LocalTorchServe, TorchServeError
 
     layout = _prepare_state()
     try:
-        model = resolve_servable(model_ref, layout)
+        model = resolve_local_model(model_ref, layout)
         url = serve_model(model, LocalTorchServe.on_port(layout.torchserve_home, port))
     except (LookupError, RuntimeError, TorchServeError) as error:
         click.echo(f"error: {error}", err=True)
@@ -473,11 +474,11 @@ def _canary_call(action):
 def serve_canary_start(model_ref: str, weight: int) -> None:
     """Serve MODEL beside the version in service (smoke-tested on its own path first) with WEIGHT percent of the
     requests that name no version."""
-    from wms.serving.local_serving import resolve_servable
+    from wms.serving.local_serving import resolve_local_model
     from wms.serving.torchserve import build_archive
 
     def start(server):
-        model = resolve_servable(model_ref, _prepare_state())
+        model = resolve_local_model(model_ref, _prepare_state())
         archive = build_archive(model.onnx_path, MODEL_NAME, model.version, server.model_store)
         server.start_canary(archive, MODEL_NAME, model.version, weight)
         return model.version

@@ -19,6 +19,7 @@ from kubernetes_validate import utils as kubernetes_schemas
 
 from tests.cloud import ROOT, checkov, eks_version, kubernetes_validate
 from wms.deployment import helm_release
+from wms.deployment.container_image import CHART_PROPERTIES, IMAGE_PROPERTIES
 from wms.deployment.stages import CHART_DIR, GPU_NODE_LABEL, GPU_TAINT, RELEASE_NAME, STAGES, TOKEN_SECRET
 
 CHART = ROOT / CHART_DIR
@@ -269,10 +270,16 @@ def test_config_properties_come_from_the_config_map_with_the_image_settings(stag
     volumes = {volume["name"]: volume for volume in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
     assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
     rendered = properties(config_map["data"]["config.properties"])
-    image = properties((ROOT / "serving" / "config.properties").read_text())
+    image = properties("\n".join(IMAGE_PROPERTIES))
     workers = chart_values(stage_name)["serving"]["workersPerModel"]
     assert rendered == {**image, "default_workers_per_model": str(workers)}
     assert {item["name"]: item["value"] for item in serving["env"]}["WMS_WORKERS_PER_MODEL"] == str(workers)
+
+
+def test_the_chart_carries_the_image_settings_as_written_from_one_definition():
+    assert CHART_PROPERTIES.read_text() == "\n".join(IMAGE_PROPERTIES), (
+        "run: .venv/bin/python -c 'from wms.deployment.container_image import write_chart_properties; write_chart_properties()'"
+    )
 
 
 def test_probes_ask_the_front_door_for_ping(objects):

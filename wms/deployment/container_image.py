@@ -26,16 +26,49 @@ from pathlib import Path
 from typing import Any
 
 import wms
-from wms.core.project import SERVING_DIR
+from wms.core.project import PROJECT_ROOT, SERVING_DIR
+from wms.deployment.stages import CHART_DIR
 from wms.serving.front_door import render_config
 from wms.serving.site import write_site
-from wms.serving.torchserve import MAX_REQUEST_BYTES
+from wms.serving.torchserve import MAX_REQUEST_BYTES, SHARED_PROPERTIES
 
 WMS_PACKAGE_DIR = Path(wms.__file__).resolve().parent
 HANDLER_PACKAGE = "inference"
 """The part of the wms package that the handler imports, whole (numpy, Pillow, SciPy and prometheus-client; no torch:
 an import-linter contract keeps it free of the rest of wms)."""
-SERVING_FILES = ("Dockerfile", "config.properties", "start.sh")
+SERVING_FILES = ("Dockerfile", "start.sh")
+FRONT_DOOR_PORT, INFERENCE_PORT, MANAGEMENT_PORT, METRICS_PORT = 8080, 8086, 8081, 8082
+"""The image's ports: nginx's (the Service's), TorchServe's inference API behind it, management, metrics (start.sh,
+the chart)."""
+IMAGE_PROPERTIES = (
+    "# TorchServe settings of the serving image, rendered by wms/deployment/container_image.py.",
+    f"# Behind nginx (start.sh, nginx.conf): {FRONT_DOOR_PORT} is nginx's, TorchServe's inference API answers on loopback.",
+    f"inference_address=http://127.0.0.1:{INFERENCE_PORT}",
+    "# The management API answers only inside the pod: models are baked into the image, never loaded at run time.",
+    f"management_address=http://127.0.0.1:{MANAGEMENT_PORT}",
+    f"metrics_address=http://0.0.0.0:{METRICS_PORT}",
+    "# gRPC is not offered: TorchServe always opens it, so it stays on loopback.",
+    "grpc_inference_address=127.0.0.1",
+    "grpc_management_address=127.0.0.1",
+    "# TorchServe's own token authorization is off: its keys are random, written to the working folder and expire",
+    "# after an hour, so no client could be given one from a secret. The handler checks a bearer token instead,",
+    "# read from the file that WMS_API_KEY_FILE names (a mounted Kubernetes secret).",
+    "disable_token_authorization=true",
+    "enable_model_api=false",
+    *SHARED_PROPERTIES,
+    "",
+)
+"""config.properties of the serving image, but for its workers per model (one in the image, the chart's value on
+EKS). The chart carries the same lines in files/config.properties (write_chart_properties; a test keeps them equal)."""
+CHART_PROPERTIES = PROJECT_ROOT / CHART_DIR / "files" / "config.properties"
+
+
+def write_chart_properties() -> Path:
+    """Write the image's settings into the chart, which adds its workersPerModel (run after changing IMAGE_PROPERTIES)."""
+    CHART_PROPERTIES.write_text("\n".join(IMAGE_PROPERTIES))
+    return CHART_PROPERTIES
+
+
 IMAGE_WEB_ROOT = Path("/home/model-server/www")
 """Where the image keeps the page and the API's description that its front door serves (wms.serving.site)."""
 TORCH_STAND_IN_DIR = "torch-stand-in"
@@ -101,13 +134,14 @@ def prepare_build_context(archive: Path, model_name: str, model_version: str, de
         Path("/tmp/wms-front-door"),
         IMAGE_WEB_ROOT,
         "0.0.0.0",
-        8080,
-        8086,
+        FRONT_DOOR_PORT,
+        INFERENCE_PORT,
         MAX_REQUEST_BYTES,
         daemon=True,
         model=(model_name, model_version),
     )
     (destination / "nginx.conf").write_text(front_door)
+    (destination / "config.properties").write_text("\n".join(IMAGE_PROPERTIES) + "default_workers_per_model=1\n")
     write_site(destination / IMAGE_WEB_ROOT.name, model_name)
     shutil.copyfile(archive, destination / "model-store" / f"{model_name}.mar")
     shutil.copytree(

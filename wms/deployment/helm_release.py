@@ -21,6 +21,7 @@ from typing import Any
 import helm_python as helm
 
 from wms.core.project import PROJECT_ROOT
+from wms.deployment.container_image import DIGEST, FRONT_DOOR_PORT
 from wms.deployment.stages import CANARY_RELEASE, CHART_DIR, RELEASE_NAME, Stage, stage
 
 DEFAULT_CHART = PROJECT_ROOT / CHART_DIR
@@ -28,8 +29,7 @@ DEFAULT_TIMEOUT_S = 600
 """Long enough for a new node, an image pull and the model's first worker; Helm rolls back when it runs out."""
 MAX_HISTORY = 10
 """Revisions Helm keeps per release (one Secret each in the namespace); rollbacks reach back this far."""
-SERVICE_PORT = 8080
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+SERVICE_PORT = FRONT_DOOR_PORT
 CANDIDATE_VALUES = {
     "ingress": {"enabled": False},
     "prometheusRule": {"enabled": False},

@@ -13,6 +13,10 @@ import numpy as np
 
 from wms.inference.predict import Segmenter
 
+GATE_TAG_PREFIX = "gate."
+"""Tags of a version, one per blocking gate: `gate.<name>` = 'passed: ...' or 'failed: ...' (GateResult.tag)."""
+PASSED, FAILED = "passed", "failed"
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -23,7 +27,21 @@ class GateResult:
 
     @property
     def tag(self) -> str:
-        return f"{'passed' if self.passed else 'failed'}: {self.summary}"
+        return f"{PASSED if self.passed else FAILED}: {self.summary}"
+
+    @property
+    def tag_key(self) -> str:
+        return f"{GATE_TAG_PREFIX}{self.name}"
+
+
+def gate_outcomes(version_tags: dict[str, str]) -> dict[str, str]:
+    """The gate results among a version's tags, by gate name ('passed: ...' or 'failed: ...')."""
+    return {key.removeprefix(GATE_TAG_PREFIX): value for key, value in version_tags.items() if key.startswith(GATE_TAG_PREFIX)}
+
+
+def verdict(outcome: str) -> str:
+    """'passed' or 'failed', from a gate tag's value."""
+    return outcome.partition(":")[0]
 
 
 def scores_gate(iou: float, dice: float, min_iou: float, min_dice: float) -> GateResult:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from wms.core.files import written_atomically
 from wms.inference.model_card import model_card
+from wms.registry.gates import gate_outcomes
 
 CHALLENGER, STAGING, CHAMPION = "challenger", "staging", "champion"
 """Aliases: every new version is the challenger; staging is released to staging; champion serves production."""
@@ -48,13 +49,6 @@ SCORES_VIEW_STATE = {
 person sees otherwise are the browser's own choice and no API sets them."""
 EXPERIMENT_TAGS = EXPERIMENT_KIND | {f"mlflow.sharedViewState.{SCORES_VIEW}": json.dumps(SCORES_VIEW_STATE)}
 MODEL_DESCRIPTION = "U-Net that finds the digit window of water meters"
-GATE_TAG_PREFIX = "gate."
-"""Tags of a version, one per blocking gate: `gate.<name>` = 'passed: ...' or 'failed: ...'."""
-
-
-def gate_outcomes(version_tags: dict[str, str]) -> dict[str, str]:
-    """The gate results among a version's tags, by gate name."""
-    return {key.removeprefix(GATE_TAG_PREFIX): value for key, value in version_tags.items() if key.startswith(GATE_TAG_PREFIX)}
 
 
 def gates_table(outcomes: dict[str, str], width: int = 100) -> str:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wms.core.local_state import MODEL_NAME, StateLayout
+from wms.core.local_state import StateLayout
 from wms.core.progress import Progress, counted
 from wms.inference.imaging import IMAGE_SUFFIXES, UnreadableImageError, mask_to_png, read_photo
 from wms.inference.overlays import answer_overlay
 from wms.inference.predict import Segmenter, onnx_segmenter, window_polygon
-from wms.registry.model_registry import CHAMPION, ModelRegistry
-from wms.training.model import TorchBackend
+from wms.serving.local_serving import resolve_local_model
 
 
 @dataclass
@@ -21,23 +20,9 @@ class BatchReport:
 
 
 def resolve_segmenter(model_ref: str, layout: StateLayout) -> Segmenter:
-    """'champion', an MLflow models:/ URI, or a path to an .onnx file; LookupError when it leads nowhere."""
-    if model_ref.startswith("models:/") or model_ref == CHAMPION:
-        registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
-        uri = registry.alias_uri(CHAMPION) if model_ref == CHAMPION else model_ref
-        return Segmenter(TorchBackend(registry.load_pytorch(uri)), registry.image_size_of(uri))
-    path = Path(model_ref)
-    if path.suffix == ".onnx" and path.is_file():
-        return onnx_segmenter(path)
-    raise unknown_model(model_ref)
-
-
-def unknown_model(model_ref: str) -> LookupError:
-    """The error for a MODEL argument that names no model, saying what to give instead."""
-    return LookupError(
-        f"no model at {model_ref!r}: give 'champion', an MLflow URI such as models:/{MODEL_NAME}@champion, "
-        "or the path of an exported .onnx file"
-    )
+    """The ONNX model behind a reference (wms.registry.model_reference), the one the service runs; LookupError when it
+    leads nowhere."""
+    return onnx_segmenter(resolve_local_model(model_ref, layout).onnx_path)
 
 
 def predict_folder(

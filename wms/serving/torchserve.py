@@ -33,6 +33,13 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """Photos from phones with 48- or 50-megapixel sensors commonly run to 8-12 MB as JPEG, more than TorchServe's
 default of 6.5 MB; 16 MiB leaves room for them, while what a body may decode to is capped separately by the
 handler's pixel limit (wms.inference.uploads.PhotoLimits)."""
+SHARED_PROPERTIES = (
+    "metrics_mode=prometheus",
+    f"max_request_size={MAX_REQUEST_BYTES}",
+    f"max_response_size={MAX_REQUEST_BYTES}",
+    "install_py_dep_per_model=false",
+)
+"""The config.properties lines of every WMS TorchServe, the local one and the serving image's (wms.deployment)."""
 
 
 @dataclass(frozen=True)
@@ -225,11 +232,8 @@ class LocalTorchServe:
                     f"token_expiration_min={KEY_LIFETIME_MINUTES}",
                     "enable_model_api=true",
                     f"allowed_urls={_properties_value('file://' + re.escape(str(self.model_store)) + '/[^/]+[.]mar')}",
-                    "metrics_mode=prometheus",
                     f"default_workers_per_model={self.workers}",
-                    f"max_request_size={MAX_REQUEST_BYTES}",
-                    f"max_response_size={MAX_REQUEST_BYTES}",
-                    "install_py_dep_per_model=false",
+                    *SHARED_PROPERTIES,
                     "",
                 ]
             )

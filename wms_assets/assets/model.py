@@ -15,7 +15,8 @@ from wms.core.progress import EpochProgress
 from wms.inference.model_card import ORIGIN_TAGS
 from wms.inference.overlays import WORST_CASES_SHEET, prediction_sheet, worst_cases_sheet
 from wms.inference.predict import Segmenter
-from wms.registry.model_registry import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gate_outcomes, gates_table
+from wms.registry.gates import gate_outcomes
+from wms.registry.model_registry import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gates_table
 from wms.training.export import export_onnx
 from wms.training.model import TorchBackend
 from wms.training.settings import DEFAULT_PRESET, PRESET_FILES, TrainSettings, setting_help, setting_types, settings_for

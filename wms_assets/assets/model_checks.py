@@ -13,7 +13,7 @@ import dagster as dg
 from wms.inference.imaging import read_photo
 from wms.inference.predict import OnnxBackend, Segmenter
 from wms.registry.gates import GateResult, latency_gate, measure_latency_ms, onnx_parity_gate, regression_gate, scores_gate
-from wms.registry.model_registry import CHAMPION, GATE_TAG_PREFIX
+from wms.registry.model_registry import CHAMPION
 from wms.training.export import max_probability_gap
 from wms.training.train import evaluate
 from wms_assets.assets.data import VersionedDataset
@@ -31,7 +31,7 @@ def gate(description: str, reads_dataset: bool = True):
 
 def _report(result: GateResult, version: RegisteredVersion, mlflow: MlflowRegistry, limits: dict) -> dg.AssetCheckResult:
     registry = mlflow.registry()
-    registry.tag_version(version.version, {f"{GATE_TAG_PREFIX}{result.name}": result.tag})
+    registry.tag_version(version.version, {result.tag_key: result.tag})
     registry.write_model_card(version.version)
     metadata = {key: dg.MetadataValue.float(float(value)) for key, value in {**result.measurements, **limits}.items()}
     return dg.AssetCheckResult(passed=result.passed, description=result.tag, metadata={**metadata, "version": version.version})

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from wms.deployment.container_image import build_and_push, prepare_build_context
+from wms.registry.model_reference import onnx_of_version
 from wms.registry.model_registry import CHAMPION
 from wms.serving.torchserve import build_archive
 from wms_assets.constants import CHAMPION_MODEL, LINEAGE_GROUP, SERVING_STAGE
@@ -40,12 +41,8 @@ def serving_artifacts(mlflow: MlflowRegistry, serving_workspace: ServingWorkspac
     champion = registry.version_by_alias(CHAMPION)
     if champion is None:
         raise LookupError(f"{mlflow.model_name} has no `champion` version yet: materialize champion_model first")
-    info = registry.describe(str(champion.version))
-    folder = serving_workspace.path("models", f"{info.version}-{info.run_id}")
-    onnx_path = folder / "model.onnx"
-    if not onnx_path.exists():  # a registered version never changes: its download and archive are reused
-        downloaded = registry.download(info.onnx_uri, folder / "download")
-        downloaded.replace(onnx_path)
+    info = onnx_of_version(registry, str(champion.version), serving_workspace.path("models"))
+    onnx_path = info.onnx_path
     archive = build_archive(
         onnx_path, mlflow.model_name, info.version, serving_workspace.path("archives"), trained_on=info.trained_on or "unknown"
     )

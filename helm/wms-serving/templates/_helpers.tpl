@@ -67,23 +67,7 @@ wms.io/stage: {{ . }}
 {{- end -}}
 {{- end }}
 
-{{/* config.properties for TorchServe, mounted over the image's own (serving/config.properties holds the same keys). */}}
+{{/* config.properties for TorchServe, mounted over the image's own: files/config.properties (the image's settings, written from wms/deployment/container_image.py IMAGE_PROPERTIES) and the workers per model. */}}
 {{- define "wms-serving.configProperties" -}}
-# TorchServe settings of the serving release (helm/wms-serving); the image's serving/config.properties has the same keys.
-# nginx listens on 8080 in front (serving/start.sh); TorchServe's inference API answers on loopback only.
-inference_address=http://127.0.0.1:8086
-# The management API answers only inside the pod: models are baked into the image, never loaded at run time.
-management_address=http://127.0.0.1:8081
-metrics_address=http://0.0.0.0:8082
-# gRPC is not offered: TorchServe always opens it, so it stays on loopback.
-grpc_inference_address=127.0.0.1
-grpc_management_address=127.0.0.1
-# The handler checks a bearer token from WMS_API_KEY_FILE; TorchServe's own random, expiring keys stay off.
-disable_token_authorization=true
-enable_model_api=false
-metrics_mode=prometheus
-default_workers_per_model={{ .Values.serving.workersPerModel }}
-max_request_size=16777216
-max_response_size=16777216
-install_py_dep_per_model=false
+{{ .Files.Get "files/config.properties" }}default_workers_per_model={{ .Values.serving.workersPerModel }}
 {{- end }}

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from wms.inference.predict import Segmenter
-from wms.registry.gates import latency_gate, measure_latency_ms, onnx_parity_gate, regression_gate, scores_gate
+from wms.registry.gates import (
+    gate_outcomes,
+    latency_gate,
+    measure_latency_ms,
+    onnx_parity_gate,
+    regression_gate,
+    scores_gate,
+    verdict,
+)
 
 
 def test_scores_gate_names_every_score_under_its_minimum():
@@ -36,3 +44,11 @@ def test_latency_is_measured_over_the_whole_inference():
 
     p50, p95 = measure_latency_ms(Segmenter(slow_backend, 32), np.zeros((40, 60, 3), np.uint8), repeats=5)
     assert 0 < p50 <= p95
+
+
+def test_a_gate_recorded_as_a_tag_reads_back_with_its_verdict():
+    results = [scores_gate(0.92, 0.95, 0.9, 0.94), scores_gate(0.85, 0.90, 0.9, 0.94)]
+    tags = {"data_version": "abc"} | {result.tag_key: result.tag for result in results[1:]}
+    outcomes = gate_outcomes(tags)
+    assert list(outcomes) == ["test_scores"] and verdict(outcomes["test_scores"]) == "failed"
+    assert verdict(results[0].tag) == "passed"

@@ -1,10 +1,13 @@
 """The drift sensor asks for a retrain only when the drift check warned on each of its last evaluations."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
+from wms.data.watched import record_watched, synthetic_source
 from wms_assets.constants import INPUT_DRIFT_CHECK
-from wms_assets.resources import DriftPolicy
+from wms_assets.resources import DriftPolicy, RawImageSource
 from wms_assets.sensors.drift import drift_retrain_sensor
 
 
@@ -22,8 +25,9 @@ def evaluate_drift(instance: dg.DagsterInstance, drifted: bool) -> None:
     assert dg.materialize([input_drift, check], instance=instance).success
 
 
-def tick(instance: dg.DagsterInstance, **policy) -> dg.RunRequest | dg.SkipReason:
-    context = dg.build_sensor_context(instance=instance, resources={"drift_policy": DriftPolicy(**policy)})
+def tick(instance: dg.DagsterInstance, state_file: Path | None = None, **policy) -> dg.RunRequest | dg.SkipReason:
+    source = RawImageSource(state_file=str(state_file) if state_file else None, synthetic_dir="unused")
+    context = dg.build_sensor_context(instance=instance, resources={"drift_policy": DriftPolicy(**policy), "raw_source": source})
     return drift_retrain_sensor(context)
 
 
@@ -33,14 +37,19 @@ def instance():
         yield instance
 
 
-def test_persistent_drift_requests_one_retrain_keyed_by_the_last_evaluation(instance):
+def test_persistent_drift_requests_one_retrain_keyed_by_the_last_evaluation(instance, tmp_path):
     for _ in range(3):
         evaluate_drift(instance, drifted=True)
 
-    request = tick(instance, retrain_on_drift=True, retrain_after=3)
+    state = record_watched(tmp_path / "watched.json", synthetic_source({"preset": "cpu"}, "test"))
+    request = tick(instance, tmp_path / "watched.json", retrain_on_drift=True, retrain_after=3)
 
     assert isinstance(request, dg.RunRequest) and request.run_key.startswith("drift-")
-    assert tick(instance, retrain_on_drift=True, retrain_after=3).run_key == request.run_key, "same evidence, same key"
+    config = request.run_config["ops"]["trained_model"]["config"]
+    assert config == {"preset": "cpu", "reuse_finished_run": False}, "the watched photos' recorded settings, retrained"
+    assert request.tags["wms/reason"] == "input drift persisted" and state.training == {"preset": "cpu"}
+    again = tick(instance, tmp_path / "watched.json", retrain_on_drift=True, retrain_after=3)
+    assert again.run_key == request.run_key, "same evidence, same key"
 
 
 def test_one_calm_evaluation_among_the_last_ones_means_no_retrain(instance):
