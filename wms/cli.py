@@ -168,10 +168,10 @@ def run(data_dir: Path | None, from_scratch: bool, job: str, **training) -> None
         _record_source(layout, folder=data_dir, training=chosen, reason="wms run --data")
     source = _watched(layout)
     click.echo(f"photos: {source.describe()}")
-    from wms_assets.run import materialize_lineage
+    from wms_assets.run import materialize_job
 
     started = time.perf_counter()
-    outcome = materialize_lineage({**source.training, **overrides}, job=JOBS[job])
+    outcome = materialize_job({**source.training, **overrides}, job=JOBS[job])
     click.echo(outcome.summary())
     if not outcome.success:
         sys.exit(1)

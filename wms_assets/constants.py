@@ -18,7 +18,7 @@ CHAMPION_MODEL = dg.AssetKey("champion_model")
 SERVING_ARTIFACTS = dg.AssetKey("serving_artifacts")
 SERVING_IMAGE = dg.AssetKey("serving_image")
 STAGING_RELEASE = dg.AssetKey("staging_release")
-RELEASE = dg.AssetKey("release")
+PROD_RELEASE = dg.AssetKey("prod_release")
 """The production release."""
 INPUT_DRIFT = dg.AssetKey("input_drift")
 INPUT_DRIFT_CHECK = "input_drift_within_limits"

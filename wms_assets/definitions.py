@@ -8,8 +8,8 @@ from wms_assets.constants import (
     DRIFT_JOB,
     INPUT_DRIFT,
     LINEAGE_JOB,
+    PROD_RELEASE,
     PRODUCTION_JOB,
-    RELEASE,
     RELEASE_JOB,
     SERVING_ARTIFACTS,
     SERVING_IMAGE,
@@ -45,7 +45,7 @@ def training_job(profile: str):
 
 release_job = dg.define_asset_job(
     RELEASE_JOB,
-    selection=dg.AssetSelection.assets(SERVING_ARTIFACTS, SERVING_IMAGE, STAGING_RELEASE, RELEASE),
+    selection=dg.AssetSelection.assets(SERVING_ARTIFACTS, SERVING_IMAGE, STAGING_RELEASE, PROD_RELEASE),
     description="Package and release (staging, then production) whatever version `champion` points at (after `wms rollback`).",
 )
 staging_job = dg.define_asset_job(
@@ -60,7 +60,7 @@ drift_job = dg.define_asset_job(
 )
 production_job = dg.define_asset_job(
     PRODUCTION_JOB,
-    selection=dg.AssetSelection.assets(RELEASE),
+    selection=dg.AssetSelection.assets(PROD_RELEASE),
     description="Release to production the image that staging answered with (after approval in the deploy workflow).",
 )
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from wms.registry.model_registry import CHAMPION, ChampionEvent, ModelRegistry
-from wms_assets.constants import LINEAGE_JOB, RELEASE, RELEASE_JOB, TRAINED_MODEL, TRAINING_JOB
+from wms_assets.constants import LINEAGE_JOB, PROD_RELEASE, RELEASE_JOB, TRAINED_MODEL, TRAINING_JOB
 
 
 @dataclass
-class LineageOutcome:
+class JobOutcome:
     success: bool
     run_id: str
     lines: list[str] = field(default_factory=list)
@@ -26,12 +26,12 @@ class LineageOutcome:
         return "\n".join([f"Dagster run {self.run_id} {state}", *self.lines])
 
 
-def materialize_lineage(
+def materialize_job(
     training_overrides: dict | None = None,
     instance: dg.DagsterInstance | None = None,
     defs: dg.Definitions | None = None,
     job: str = LINEAGE_JOB,
-) -> LineageOutcome:
+) -> JobOutcome:
     """Materialize every asset and check of a job (the whole lineage by default); report materializations and checks."""
     ops = {TRAINED_MODEL.path[-1]: {"config": training_overrides}} if training_overrides else None
     outcome = _execute(job, instance, defs, ops)
@@ -42,14 +42,12 @@ def materialize_lineage(
 
 def materialize_training(
     training_overrides: dict | None = None, instance: dg.DagsterInstance | None = None, defs: dg.Definitions | None = None
-) -> LineageOutcome:
+) -> JobOutcome:
     """Data to champion: train, register, gate and promote, without a release."""
-    return materialize_lineage(training_overrides, instance, defs, job=TRAINING_JOB)
+    return materialize_job(training_overrides, instance, defs, job=TRAINING_JOB)
 
 
-def rollback_champion(
-    reason: str, instance: dg.DagsterInstance | None = None, defs: dg.Definitions | None = None
-) -> LineageOutcome:
+def rollback_champion(reason: str, instance: dg.DagsterInstance | None = None, defs: dg.Definitions | None = None) -> JobOutcome:
     """Move `champion` back to the previous champion and release it; if the release fails, the champion is restored."""
     registry = champion_registry(defs)
     event: ChampionEvent = registry.rollback(reason)
@@ -77,7 +75,7 @@ def _defs(defs: dg.Definitions | None) -> dg.Definitions:
     return defs
 
 
-def _execute(job: str, instance, defs, ops: dict | None = None) -> LineageOutcome:
+def _execute(job: str, instance, defs, ops: dict | None = None) -> JobOutcome:
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if ops:
         run_config["ops"] = ops
@@ -87,7 +85,7 @@ def _execute(job: str, instance, defs, ops: dict | None = None) -> LineageOutcom
             .resolve_job_def(job)
             .execute_in_process(run_config=run_config, instance=instance or dg.DagsterInstance.get(), raise_on_error=False)
         )
-    outcome = LineageOutcome(success=result.success, run_id=result.run_id, result=result)
+    outcome = JobOutcome(success=result.success, run_id=result.run_id, result=result)
     for event in result.all_events:
         if event.is_step_materialization:
             outcome.lines.append(f"  materialized {event.asset_key.to_user_string()}")
@@ -100,8 +98,8 @@ def _execute(job: str, instance, defs, ops: dict | None = None) -> LineageOutcom
             )
         elif event.is_step_failure:
             outcome.lines.append(f"  step {event.step_key} failed: {_root_cause(event.event_specific_data.error)}")
-    if result.success and any(event.asset_key == RELEASE for event in result.get_asset_materialization_events()):
-        outcome.release_url = result.output_for_node(RELEASE.path[-1]).url
+    if result.success and any(event.asset_key == PROD_RELEASE for event in result.get_asset_materialization_events()):
+        outcome.release_url = result.output_for_node(PROD_RELEASE.path[-1]).url
     return outcome
 
 

@@ -27,7 +27,7 @@ from wms.registry.model_registry import CHAMPION, ROLLBACK, SERVED
 from wms.serving.front_door import Canary
 from wms.serving.smoke import sample_photo
 from wms.serving.torchserve import build_archive
-from wms_assets.assets.release import release, staging_release, staging_release_answers
+from wms_assets.assets.release import prod_release, staging_release, staging_release_answers
 from wms_assets.assets.serving import ServingArtifacts, ServingImage
 from wms_assets.constants import SERVING_IMAGE
 from wms_assets.resources import CanaryAnalysis, LocalModelServer, MlflowRegistry
@@ -134,7 +134,7 @@ def release_candidate(production, onnx: Path, **policy) -> dg.ExecuteInProcessRe
 
     canary = CanaryAnalysis(**({"enabled": True, "prometheus_url": production.prometheus.url} | POLICY | policy))
     return dg.materialize(
-        [serving_image, staging_release, staging_release_answers, release],
+        [serving_image, staging_release, staging_release_answers, prod_release],
         resources={"model_server": production.target, "canary": canary, "mlflow": mlflow},
         raise_on_error=False,
     )
@@ -197,7 +197,7 @@ def test_a_good_candidate_is_promoted_through_every_step_and_the_old_version_ret
     server = target.server()
     assert server.served_version(MODEL) == candidate and server.loaded_versions(MODEL) == [candidate]
     assert server.canary(MODEL) is None
-    metadata = result.asset_materializations_for_node("release")[0].metadata
+    metadata = result.asset_materializations_for_node("prod_release")[0].metadata
     assert [line.split("|")[1].strip() for line in metadata["canary"].value.splitlines()[2:]] == ["20 %", "50 %", "100 %"]
     last = mlflow.registry().champion_history()[-1]
     assert (last.action, last.version, last.previous) == (SERVED, candidate, "1")

@@ -22,7 +22,7 @@ from wms.data.synthetic import SyntheticSpec, generate_dataset
 from wms.data.versioning import directory_md5
 from wms.data.watched import folder_source, record_watched
 from wms.registry.model_registry import ModelRegistry
-from wms_assets.run import materialize_lineage
+from wms_assets.run import materialize_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TRAINING = {"cycles": "1:0.002:64", "fine_tune": "1:0.001:64"}
@@ -92,7 +92,7 @@ def deployment(tmp_path_factory):
     deployment = DagsterDeployment(layout.dagster_home, workspace, free_port(), root / "logs")
     try:
         with dg.DagsterInstance.from_config(str(layout.dagster_home)) as instance:
-            first = materialize_lineage(TRAINING, instance, code.defs)
+            first = materialize_job(TRAINING, instance, code.defs)
         assert first.success, first.summary()
         deployment.start("webserver")
         deployment.start("daemon")

@@ -18,7 +18,7 @@ from wms.registry.model_registry import CHAMPION, ModelRegistry
 from wms_assets.definitions import build_definitions
 from wms_assets.profiles import local_resources
 from wms_assets.resources import LocalModelServer, PromotionPolicy, RawImageSource
-from wms_assets.run import materialize_lineage
+from wms_assets.run import materialize_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TINY_TRAINING = {"cycles": "1:0.002:64 1:0.001:64", "fine_tune": "1:0.001:64"}
@@ -58,7 +58,7 @@ def stage(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(stage):
     layout, server, instance = stage
-    outcome = materialize_lineage(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=0.0))
+    outcome = materialize_job(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=0.0))
     assert outcome.success, outcome.summary()
     return outcome
 
@@ -74,7 +74,7 @@ def test_every_stage_materializes_and_every_gate_passes(first_run):
         "serving_artifacts",
         "serving_image",
         "staging_release",
-        "release",
+        "prod_release",
     }
     for check in (
         "enough_valid_pairs",
@@ -147,7 +147,7 @@ def test_the_service_scores_the_test_split_as_the_registry_recorded(stage, first
 
 def test_a_second_run_reuses_the_trained_model(stage, first_run):
     layout, server, instance = stage
-    outcome = materialize_lineage(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=0.0))
+    outcome = materialize_job(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=0.0))
     assert outcome.success, outcome.summary()
     materialization = instance.get_latest_materialization_event(dg.AssetKey("trained_model")).asset_materialization
     assert materialization.metadata["reused_previous_run"].value is True
@@ -157,7 +157,7 @@ def test_a_second_run_reuses_the_trained_model(stage, first_run):
 def test_a_failed_gate_changes_nothing_downstream(stage, first_run):
     layout, server, instance = stage
     strict = definitions(layout, server, min_test_iou=1.01)
-    outcome = materialize_lineage({**ONE_SCHEDULE, "seed": 5}, instance, strict)
+    outcome = materialize_job({**ONE_SCHEDULE, "seed": 5}, instance, strict)
     assert not outcome.success
     assert any(line.startswith("  check test_scores_meet_minimums: FAILED (failed: IoU") for line in outcome.lines)
     registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
@@ -196,7 +196,7 @@ def test_ten_new_photos_lead_the_data_sensor_to_one_run_that_fine_tunes_the_cham
     registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
     versions_before = len(registry.client.search_model_versions(f"name = '{MODEL_NAME}'"))
     champion = str(registry.version_by_alias(CHAMPION).version)
-    outcome = materialize_lineage({**TINY_TRAINING, **request.run_config["ops"]["trained_model"]["config"]}, instance, defs)
+    outcome = materialize_job({**TINY_TRAINING, **request.run_config["ops"]["trained_model"]["config"]}, instance, defs)
     assert outcome.success, outcome.summary()
     assert len(registry.client.search_model_versions(f"name = '{MODEL_NAME}'")) == versions_before + 1
     trained = outcome.result.output_for_node("trained_model")
@@ -219,7 +219,7 @@ def test_rollback_returns_to_the_previous_champion_and_the_release_follows(stage
     layout, server, instance = stage
     defs = definitions(layout, server, min_test_iou=0.0)
     registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
-    outcome = materialize_lineage({**TINY_TRAINING, "seed": 9}, instance, defs)
+    outcome = materialize_job({**TINY_TRAINING, "seed": 9}, instance, defs)
     assert outcome.success, outcome.summary()
     newest = str(registry.version_by_alias(CHAMPION).version)
     assert server.server().served_version(MODEL_NAME) == newest != "1"

@@ -17,7 +17,7 @@ def test_definitions_load_with_every_stage():
         constants.SERVING_ARTIFACTS,
         constants.SERVING_IMAGE,
         constants.STAGING_RELEASE,
-        constants.RELEASE,
+        constants.PROD_RELEASE,
         constants.INPUT_DRIFT,
     }
     lineage = defs.resolve_job_def(constants.LINEAGE_JOB).asset_layer.selected_asset_keys
@@ -25,9 +25,9 @@ def test_definitions_load_with_every_stage():
     assert defs.resolve_job_def(constants.DRIFT_JOB).asset_layer.selected_asset_keys == {constants.INPUT_DRIFT}
     release = defs.resolve_job_def(constants.RELEASE_JOB).asset_layer.selected_asset_keys
     packaging = {constants.SERVING_ARTIFACTS, constants.SERVING_IMAGE}
-    assert release == packaging | {constants.STAGING_RELEASE, constants.RELEASE}
+    assert release == packaging | {constants.STAGING_RELEASE, constants.PROD_RELEASE}
     assert defs.resolve_job_def(constants.STAGING_JOB).asset_layer.selected_asset_keys == packaging | {constants.STAGING_RELEASE}
-    assert defs.resolve_job_def(constants.PRODUCTION_JOB).asset_layer.selected_asset_keys == {constants.RELEASE}
+    assert defs.resolve_job_def(constants.PRODUCTION_JOB).asset_layer.selected_asset_keys == {constants.PROD_RELEASE}
 
 
 def test_training_config_takes_the_preset_and_overrides_only_what_is_set():

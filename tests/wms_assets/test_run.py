@@ -3,7 +3,7 @@ import signal
 import dagster as dg
 import pytest
 
-from wms_assets.run import materialize_lineage
+from wms_assets.run import materialize_job
 
 
 @dg.asset
@@ -24,7 +24,7 @@ def in_a_background_job():
 
 def test_a_run_leaves_sigterm_as_it_found_it(in_a_background_job):
     defs = dg.Definitions(assets=[one], jobs=[dg.define_asset_job("tiny", selection=[one])])
-    outcome = materialize_lineage(instance=dg.DagsterInstance.ephemeral(), defs=defs, job="tiny")
+    outcome = materialize_job(instance=dg.DagsterInstance.ephemeral(), defs=defs, job="tiny")
     assert outcome.success
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN

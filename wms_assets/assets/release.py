@@ -50,7 +50,7 @@ def staging_release_answers(staging_release: Release, model_server: ReleaseTarge
 
 
 @dg.asset(group_name=LINEAGE_GROUP, tags=SERVING_STAGE, kinds={"helm", "torchserve"}, deps=[STAGING_RELEASE])
-def release(
+def prod_release(
     context: dg.AssetExecutionContext,
     serving_image: ServingImage,
     model_server: ReleaseTarget,
