@@ -5,6 +5,7 @@ wheel's package data, not from the checkout."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port_block
+from tests.conftest import free_port, free_port_block
 from tests.models import centre_window_onnx
 from wms.serving.smoke import sample_photo
 
@@ -24,8 +25,25 @@ ROOT = Path(__file__).resolve().parents[1]
 def installed(tmp_path_factory) -> Path:
     """A fresh virtual environment holding the wheel of this checkout and the locked dependencies."""
     folder = tmp_path_factory.mktemp("wheel")
+    source = folder / "source"  # a copy: setuptools builds in the source's build/, which would keep files since removed
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(ROOT), "-w", str(folder / "dist")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(source),
+            "-w",
+            str(folder / "dist"),
+        ],
         check=True,
         cwd=folder,
     )
@@ -59,6 +77,8 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed):
     assert all(path.startswith(str(installed / "venv")) for path in found), found
     assert wms(installed, "--help").returncode == 0
     assert "demo" in wms(installed, "run", "--help").stdout
+    refused = wms(installed, "monitor", "start", "--port", str(free_port()))
+    assert refused.returncode == 2 and "no Prometheus rules at" in refused.stderr, "the rules live in a checkout: passed in"
 
 
 def test_the_installed_wheel_serves_an_exported_model_outside_the_checkout(installed):

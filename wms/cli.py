@@ -665,14 +665,19 @@ def monitor() -> None:
     """A local Prometheus beside the local TorchServe, with the serving rules (monitoring/prometheus)."""
 
 
-def _local_prometheus(port: int = PROMETHEUS_PORT):
-    from wms.monitoring.prometheus import LocalPrometheus
+def _local_prometheus(port: int = PROMETHEUS_PORT, rules: Path | None = None):
+    from wms.monitoring.prometheus import RULES, LocalPrometheus
     from wms.serving.torchserve import LocalTorchServe
 
     layout = StateLayout(default_home())
     server = LocalTorchServe.of_home(layout.torchserve_home)
     return LocalPrometheus(
-        layout.home / "prometheus", server.metrics_port, server.handler_metrics_port, port=port, host=server.host
+        layout.home / "prometheus",
+        server.metrics_port,
+        server.handler_metrics_port,
+        port=port,
+        host=server.host,
+        rules_file=rules or RULES,
     )
 
 
@@ -680,11 +685,16 @@ def _local_prometheus(port: int = PROMETHEUS_PORT):
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=PROMETHEUS_PORT, show_default=True, help="Prometheus' port (127.0.0.1)."
 )
-def monitor_start(port: int) -> None:
+@click.option(
+    "--rules",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The recording and alerting rules (default: the checkout's monitoring/prometheus/rules.yml).",
+)
+def monitor_start(port: int, rules: Path | None) -> None:
     """Start Prometheus in the background, scraping the local TorchServe (`wms serve start`) and evaluating the rules."""
     from wms.monitoring.prometheus import MonitoringError
 
-    prometheus = _local_prometheus(port)
+    prometheus = _local_prometheus(port, rules)
     try:
         prometheus.start()
     except MonitoringError as error:

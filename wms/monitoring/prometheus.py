@@ -20,9 +20,10 @@ from pathlib import Path
 from wms.core.processes import alive
 from wms.core.project import MONITORING_DIR
 
-PROMETHEUS_DIR = MONITORING_DIR / "prometheus"
-TEMPLATE = PROMETHEUS_DIR / "prometheus-local.yml.template"
-RULES = PROMETHEUS_DIR / "rules.yml"
+TEMPLATE = Path(__file__).resolve().parent / "prometheus-local.yml.template"
+"""The local Prometheus's configuration (package data: an installed wheel has it too)."""
+RULES = MONITORING_DIR / "prometheus" / "rules.yml"
+"""The recording and alerting rules of a checkout (the chart's files/prometheus-rules.yml); passed in elsewhere."""
 
 
 DEFAULT_PORT = 9090
@@ -44,6 +45,7 @@ class LocalPrometheus:
     scrape_interval: str = "15s"
     evaluation_interval: str = "15s"
     start_timeout_s: float = 30.0
+    rules_file: Path = RULES
 
     @property
     def url(self) -> str:
@@ -59,13 +61,18 @@ class LocalPrometheus:
 
     def render_config(self) -> Path:
         """prometheus.yml from the template, with absolute paths (Prometheus resolves rule files from the config)."""
+        if not self.rules_file.is_file():
+            raise MonitoringError(
+                f"no Prometheus rules at {self.rules_file}: run from a checkout of WMS, or give the rules file "
+                "(helm/wms-serving/files/prometheus-rules.yml) with --rules"
+            )
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "prometheus.yml"
         config.write_text(
             string.Template(TEMPLATE.read_text()).substitute(
                 scrape_interval=self.scrape_interval,
                 evaluation_interval=self.evaluation_interval,
-                rules_file=str(RULES.resolve()),
+                rules_file=str(self.rules_file.resolve()),
                 host=self.host,
                 ts_metrics_port=self.ts_metrics_port,
                 handler_metrics_port=self.handler_metrics_port,

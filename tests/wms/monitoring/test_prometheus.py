@@ -47,3 +47,10 @@ def test_a_taken_port_is_refused_with_a_clear_message(tmp_path):
         port = holder.getsockname()[1]
         with pytest.raises(MonitoringError, match=f"port {port} on 127.0.0.1 is taken: pick another with --port"):
             LocalPrometheus(tmp_path, port=port).start()
+
+
+def test_rules_that_are_not_there_are_named_before_anything_starts(tmp_path):
+    prometheus = LocalPrometheus(tmp_path / "home", port=free_port(), rules_file=tmp_path / "missing.yml")
+    with pytest.raises(MonitoringError, match=r"no Prometheus rules at .*missing\.yml: run from a checkout"):
+        prometheus.start()
+    assert not (tmp_path / "home").exists() and not prometheus.running()
