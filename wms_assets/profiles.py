@@ -28,6 +28,8 @@ PROFILE_VARIABLE = "WMS_PROFILE"
 POINTER_VARIABLE = "WMS_DVC_POINTER"
 IO_BUCKET_VARIABLE = "WMS_DAGSTER_IO_BUCKET"
 ALERT_WEBHOOK_VARIABLE = "WMS_ALERT_WEBHOOK"
+S3_ENDPOINT_VARIABLE = "WMS_S3_ENDPOINT_URL"
+PROMETHEUS_URL_VARIABLE = "WMS_PROMETHEUS_URL"
 PROFILES = ("local", "aws")
 
 
@@ -77,13 +79,13 @@ def local_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
 
 def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
     """S3 for DVC and for asset values, an MLflow server (backed by RDS MySQL), ECR for images, Helm releases on EKS."""
-    prometheus_url = os.environ.get("WMS_PROMETHEUS_URL", "http://kube-prometheus-stack-prometheus.monitoring:9090")
+    prometheus_url = os.environ.get(PROMETHEUS_URL_VARIABLE, "http://kube-prometheus-stack-prometheus.monitoring:9090")
     return {
         "raw_source": deployed_image_source(layout),
         "dvc": DvcStorage(
             repo_dir=str(layout.dvc_repo),
             remote_url=dg.EnvVar("WMS_DVC_REMOTE"),
-            endpoint_url=os.environ.get("WMS_S3_ENDPOINT_URL"),
+            endpoint_url=os.environ.get(S3_ENDPOINT_VARIABLE),
         ),
         "mlflow": MlflowRegistry(
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), model_name=MODEL_NAME, ui_url=dg.EnvVar("MLFLOW_TRACKING_URI")
@@ -107,7 +109,7 @@ def aws_resources(layout: StateLayout) -> dict[str, dg.ConfigurableResource]:
 def s3_io_manager() -> S3PickleIOManager:
     """Asset values on S3: with a pod per step (dagster-k8s) and a run per stage, nothing can stay on a local disk."""
     return S3PickleIOManager(
-        s3_resource=S3Resource(endpoint_url=os.environ.get("WMS_S3_ENDPOINT_URL") or None),
+        s3_resource=S3Resource(endpoint_url=os.environ.get(S3_ENDPOINT_VARIABLE) or None),
         s3_bucket=dg.EnvVar(IO_BUCKET_VARIABLE),
         s3_prefix="dagster-io",
     )
