@@ -141,7 +141,7 @@ def main(argv: list[str]) -> None:
     if point not in POINTS or separator != "--":
         sys.exit(f"usage: python -m tests.killpoints {{{','.join(POINTS)}}} -- WMS ARGUMENTS...")
     POINTS[point]()
-    from wms.cli import main as wms
+    from wms_cli.main import main as wms
 
     wms(arguments)
 

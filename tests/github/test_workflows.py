@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from tests.cloud import unquote
-from wms.cli import DAGSTER_URL_VARIABLE
 from wms.deployment.helm_release import render
 from wms.deployment.stages import RELEASE_NAME, STAGES
 from wms.training.settings import PRESETS
 from wms.training.train import MODEL_SOURCES
+from wms_cli.main import DAGSTER_URL_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -161,7 +161,7 @@ def wms_job_names(job: dict) -> list[str]:
 def parse_with_wms_cli(arguments: list[str]) -> click.Context:
     """Parse a `wms` command line as the real CLI does, without running it: an unknown command or option, a missing
     required option or a value outside a choice raises click's usage error."""
-    from wms.cli import main
+    from wms_cli.main import main
 
     command, context, name, remaining = main, None, "wms", list(arguments)
     while isinstance(command, click.Group):
@@ -448,7 +448,7 @@ def test_every_wms_command_line_parses_with_the_real_cli():
         try:
             parse_with_wms_cli(wms_arguments(line))
         except click.ClickException as error:
-            pytest.fail(f"{line!r} does not parse with wms/cli.py: {error.format_message()}")
+            pytest.fail(f"{line!r} does not parse with wms_cli/main.py: {error.format_message()}")
 
 
 def test_the_cli_parser_of_this_test_refuses_what_wms_refuses():

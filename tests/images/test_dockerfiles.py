@@ -146,7 +146,7 @@ def test_the_training_dockerfile_copies_files_that_exist_and_its_ignore_file_let
     ("dockerfile", "dependencies", "sources"),
     [
         (SERVING, "requirements.txt", ("python/", "model-store/", "config.properties")),
-        (TRAINING, "requirements.lock", ("wms/", "wms_assets/", "serving/")),
+        (TRAINING, "requirements.lock", ("wms/", "wms_assets/", "wms_cli/", "serving/")),
     ],
     ids=["serving", "training"],
 )

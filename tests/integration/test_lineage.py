@@ -212,9 +212,9 @@ def test_ten_new_photos_lead_the_data_sensor_to_one_run_that_fine_tunes_the_cham
 def test_rollback_returns_to_the_previous_champion_and_the_release_follows(stage, first_run, monkeypatch):
     from click.testing import CliRunner
 
-    from wms.cli import main
     from wms.registry.model_registry import ARCHIVED_TAG
     from wms_assets.run import rollback_champion
+    from wms_cli.main import main
 
     layout, server, instance = stage
     defs = definitions(layout, server, min_test_iou=0.0)

@@ -1,8 +1,8 @@
 import pytest
 
-from wms.cli import JOBS
 from wms_assets import constants
 from wms_assets.remote import client_for
+from wms_cli.main import JOBS
 
 
 def test_the_cli_job_names_are_the_definitions_jobs():
@@ -23,7 +23,7 @@ def test_a_webserver_address_that_is_not_http_is_refused(url):
 def test_wms_run_on_aws_without_a_dagster_address_says_what_to_set(monkeypatch):
     from click.testing import CliRunner
 
-    from wms.cli import main
+    from wms_cli.main import main
 
     monkeypatch.setenv("WMS_PROFILE", "aws")
     monkeypatch.delenv("WMS_DAGSTER_URL", raising=False)

@@ -13,9 +13,9 @@ from PIL import Image
 
 from tests.photos import png_bomb
 from tests.unprivileged import as_unprivileged, copy_readable, shared_folder
-from wms.cli import main
 from wms.data.pairs import DatasetLayoutError, Pair
 from wms.data.validation import MaskLimits, _check_all, _spawn_pool, validate_folder
+from wms_cli.main import main
 
 
 @pytest.fixture

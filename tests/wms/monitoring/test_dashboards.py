@@ -8,8 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from tests.monitoring.test_prometheus_rules import RECORDING_RULES, RULES
-from wms.cli import main
 from wms.monitoring.dashboards import DASHBOARD_STAGES, config_map, dashboard_json, expressions, serving_dashboard
+from wms_cli.main import main
 
 PANEL_TITLES = {
     "Request rate",

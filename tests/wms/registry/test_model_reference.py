@@ -6,13 +6,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.models import centre_window_onnx
-from wms.cli import main
 from wms.core.local_state import MODEL_NAME, StateLayout
 from wms.inference.imaging import read_photo
 from wms.inference.predict import onnx_segmenter
 from wms.registry.model_reference import onnx_of_version, resolve_model
 from wms.registry.model_registry import ONNX_URI_TAG, ModelRegistry
 from wms.serving.local_serving import resolve_local_model
+from wms_cli.main import main
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from click.testing import CliRunner
 from PIL import Image, ImageOps
 
 from tests.models import centre_window_onnx
-from wms.cli import main
 from wms.core.local_state import StateLayout
 from wms.inference.predict import onnx_segmenter
 from wms.serving.batch import predict_folder, resolve_segmenter
 from wms.training.export import export_onnx
 from wms.training.model import build_unet
+from wms_cli.main import main
 
 
 @pytest.fixture(scope="module")

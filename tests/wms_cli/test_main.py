@@ -19,9 +19,9 @@ from PIL import Image
 from tests.conftest import free_port_block
 from tests.models import centre_window_onnx, fails_on_bright_photos
 from tests.photos import encode
-from wms.cli import main
 from wms.training.export import export_onnx
 from wms.training.model import build_unet
+from wms_cli.main import main
 
 
 def test_rollback_without_an_earlier_champion_exits_2_and_says_why(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 import yaml
 from click.testing import CliRunner
 
-from wms.cli import main
+from wms_cli.main import main
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wms-serving@sha256:" + "0123456789abcdef" * 4
 
