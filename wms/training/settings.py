@@ -78,9 +78,7 @@ class TrainSettings:
         changes = {key: value for key, value in changes.items() if value is not None}
         unknown = changes.keys() - setting_types().keys()
         if unknown:
-            raise ValueError(
-                f"no such training setting: {', '.join(sorted(unknown))} (the settings: {', '.join(setting_types())})"
-            )
+            raise ValueError(f"no such training setting: {', '.join(sorted(unknown))} ({SETTINGS_ARE})")
         cycles = changes.get("cycles", self.cycles)
         if cycles and CYCLE_FIELDS & changes.keys():
             raise ValueError(
@@ -129,6 +127,7 @@ def setting_types() -> dict[str, type]:
     return {item.name: hints[item.name] for item in fields(TrainSettings)}
 
 
+@cache
 def setting_help() -> dict[str, str]:
     return {item.name: item.metadata["help"] for item in fields(TrainSettings)}
 
@@ -154,9 +153,7 @@ def parse_assignment(text: str) -> tuple[str, str | int | float]:
     try:
         return name, raw if kind is str else kind(raw)
     except ValueError:
-        raise ValueError(
-            f"training setting {name} must be {'a whole number' if kind is int else 'a number'}, not {raw!r}"
-        ) from None
+        raise ValueError(f"training setting {name} must be {KIND_WORDS[kind]}, not {raw!r}") from None
 
 
 @dataclass(frozen=True)
