@@ -21,7 +21,8 @@ from train_benchmark import load_splits
 from wms.inference.imaging import read_mask, read_photo
 from wms.inference.predict import Segmenter
 from wms.inference.scores import ScoreAccumulator
-from wms.training.model import TorchBackend, build_unet
+from wms.training.model import TorchBackend, unet_for
+from wms.training.settings import TrainSettings
 
 LOOKS = {
     "one look": {"refine": False},
@@ -38,17 +39,16 @@ THRESHOLDS = (0.35, 0.5, 0.65)
 CLEANUPS = ("none", "largest", "convex")
 
 
-def load_best(checkpoint: Path, encoder: str | None = None, image_size: int | None = None) -> tuple[torch.nn.Module, dict]:
-    """The best weights of a training checkpoint, or a plain state dict (train_benchmark.py --weights) given its
-    encoder and input size."""
+def load_best(checkpoint: Path, plain: dict | None = None) -> tuple[torch.nn.Module, dict]:
+    """The best weights of a training checkpoint (or of train_benchmark.py --weights), or of a plain state dict given
+    the settings it was trained with (`plain`: encoder, image_size, decoder_channels)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "progress" not in state:
-        if not (encoder and image_size):
+        if not plain:
             raise SystemExit(f"{checkpoint} is a plain state dict, not a training checkpoint: give --encoder and --image-size")
         progress = {"best_state": state, "epoch": "?", "best_epoch": "?", "best_iou": float("nan")}
-        state = {"settings": {"encoder": encoder, "image_size": image_size}, "progress": progress}
-    settings = state["settings"]
-    model = build_unet(settings["encoder"]).eval()
+        state = {"settings": plain, "progress": progress}
+    model = unet_for(TrainSettings.from_params(state["settings"])).eval()
     model.load_state_dict(state["progress"]["best_state"])
     return model, state
 
@@ -64,11 +64,13 @@ def main() -> None:
     parser.add_argument("--output", type=Path)
     parser.add_argument("--encoder", help="for a plain state dict: its encoder")
     parser.add_argument("--image-size", type=int, help="for a plain state dict: the input side it was trained at")
+    parser.add_argument("--decoder-channels", default="256 128 64 32 16", help="for a plain state dict: its decoder widths")
     parser.add_argument("--shipped-only", action="store_true", help="only the inference that ships (two looks, 0.5, largest)")
     parser.add_argument("--look", action="append", choices=list(LOOKS), help="score only these looks (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, state = load_best(args.checkpoint, args.encoder, args.image_size)
+    plain = {"encoder": args.encoder, "image_size": args.image_size, "decoder_channels": args.decoder_channels}
+    model, state = load_best(args.checkpoint, plain if args.encoder and args.image_size else None)
     pairs = load_splits(args.data, args.splits)[args.split][: args.limit]
     photos = [read_photo(pair.image) for pair in pairs]
     truths = [read_mask(pair.mask) for pair in pairs]

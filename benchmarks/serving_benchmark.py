@@ -37,7 +37,8 @@ from tests.conftest import free_port_block
 from wms.data.synthetic import SyntheticSpec, generate_dataset
 from wms.serving.torchserve import BatchSettings, LocalTorchServe, build_archive
 from wms.training.export import export_onnx
-from wms.training.model import build_unet
+from wms.training.model import build_unet, unet_for
+from wms.training.settings import TrainSettings
 
 BENCHMARKS = Path(__file__).resolve().parent
 REAL_DATA = BENCHMARKS.parent.parent / "shared" / "data" / "water-meters"
@@ -77,10 +78,10 @@ def load_model(checkpoint: Path | None, encoder: str, image_size: int) -> tuple[
         torch.manual_seed(0)
         return build_unet(encoder).eval(), encoder, image_size
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    settings = state["settings"]
-    model = build_unet(settings["encoder"])
+    settings = TrainSettings.from_params(state["settings"])
+    model = unet_for(settings)
     model.load_state_dict(state["progress"]["best_state"] or state["average"])
-    return model.eval(), settings["encoder"], int(settings["image_size"])
+    return model.eval(), settings.encoder, settings.image_size
 
 
 def photos_512(count: int, scratch: Path) -> list[bytes]:

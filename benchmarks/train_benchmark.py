@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=Path, help="save every epoch here and resume from it")
     parser.add_argument("--minutes", type=float, help="instead of --epochs: as many epochs as fit, timed on two first")
     parser.add_argument("--output", type=Path)
-    parser.add_argument("--weights", type=Path, help="save the best weights (a state dict) here")
+    parser.add_argument("--weights", type=Path, help="save the best weights here (with the settings, as a checkpoint)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         data = args.data
@@ -185,8 +185,10 @@ def run(args: argparse.Namespace, data: Path) -> None:
         )
     print(json.dumps(report), flush=True)
     print(f"logged to MLflow: {tracking.tracking_uri}, experiment {BENCHMARK_EXPERIMENT}, run {logged.run_id}", flush=True)
-    if args.weights:
-        torch.save(result.model.state_dict(), args.weights)
+    if args.weights:  # as a checkpoint's best weights: evaluate_checkpoint.py and initial_weights read it
+        progress = {"best_state": result.model.state_dict(), "epoch": len(result.history), "best_epoch": result.best_epoch}
+        best_val = max((epoch.get("val_iou", 0.0) for epoch in result.history), default=float("nan"))
+        torch.save({"settings": settings.as_params(), "progress": progress | {"best_iou": best_val}}, args.weights)
     if args.output:
         args.output.write_text(json.dumps({**report, "history": result.history}, indent=1))
 
@@ -201,7 +203,7 @@ def measure(
         print(f"epoch {epoch} {time.perf_counter() - started:.0f}s {metrics}", flush=True)
         logged.log_epoch(epoch, metrics)
 
-    result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints)
+    result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints, on_note=print)
     epochs_run = len(result.history) - result.resumed_at_epoch
     pass_seconds = sum(epoch.get("train_pass_seconds", 0.0) for epoch in result.history[result.resumed_at_epoch :])
     step_images_per_s = epochs_run * len(splits["train"]) / pass_seconds if pass_seconds else None
@@ -219,6 +221,7 @@ def measure(
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
+        "training": result.notes,
         "train_seconds": round(result.seconds, 1),
         "train_images_per_s": round(epochs_run * len(splits["train"]) / result.seconds, 2) if epochs_run else None,
         "train_step_images_per_s": round(step_images_per_s, 2) if step_images_per_s else None,

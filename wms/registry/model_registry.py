@@ -19,6 +19,7 @@ from PIL import Image
 from wms.core.files import written_atomically
 from wms.inference.model_card import model_card
 from wms.registry.gates import gate_outcomes
+from wms.training.settings import TrainSettings
 
 CHALLENGER, STAGING, CHAMPION = "challenger", "staging", "champion"
 """Aliases: every new version is the challenger; staging is released to staging; champion serves production."""
@@ -425,6 +426,11 @@ class ModelRegistry:
         """The input size a registered model was trained at (its run's image_size parameter)."""
         version = self._version_of_uri(model_uri)
         return int(self.client.get_run(version.run_id).data.params["image_size"])
+
+    def settings_of(self, model_uri: str) -> TrainSettings:
+        """The training settings a registered model's run recorded (a setting added since takes its default)."""
+        version = self._version_of_uri(model_uri)
+        return TrainSettings.from_params(self.client.get_run(version.run_id).data.params)
 
     def _version_of_uri(self, model_uri: str) -> ModelVersion:
         name, _, selector = model_uri.removeprefix("models:/").partition("@")

@@ -9,6 +9,10 @@ import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 
+from wms.training.settings import TrainSettings, parse_channels
+
+SMP_DECODER_CHANNELS = (256, 128, 64, 32, 16)
+
 
 @dataclass(frozen=True)
 class EncoderSpec:
@@ -24,8 +28,11 @@ ENCODERS: dict[str, EncoderSpec] = {
 }
 
 
-def build_unet(encoder: str, encoder_weights: str | Path | None = None) -> torch.nn.Module:
-    """A U-Net with 3 input channels and one output channel (logits of the digit window).
+def build_unet(
+    encoder: str, encoder_weights: str | Path | None = None, decoder_channels: tuple[int, ...] = SMP_DECODER_CHANNELS
+) -> torch.nn.Module:
+    """A U-Net with 3 input channels and one output channel (logits of the digit window), its decoder stages
+    `decoder_channels` wide.
 
     ImageNet weights cannot be downloaded on the project's machines, so encoders start from random weights unless
     `encoder_weights` names a file with a state dict of the encoder (for example timm's or torchvision's ImageNet
@@ -33,10 +40,21 @@ def build_unet(encoder: str, encoder_weights: str | Path | None = None) -> torch
     """
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}: choose one of {', '.join(sorted(ENCODERS))}")
-    model = smp.Unet(encoder_name=ENCODERS[encoder].smp_name, encoder_weights=None, in_channels=3, classes=1)
+    model = smp.Unet(
+        encoder_name=ENCODERS[encoder].smp_name,
+        encoder_weights=None,
+        in_channels=3,
+        classes=1,
+        decoder_channels=tuple(decoder_channels),
+    )
     if encoder_weights:
         load_encoder_weights(model, Path(encoder_weights))
     return model
+
+
+def unet_for(settings: TrainSettings) -> torch.nn.Module:
+    """The U-Net that `settings` train: their encoder (and its starting weights, if any) and decoder widths."""
+    return build_unet(settings.encoder, settings.encoder_weights or None, parse_channels(settings.decoder_channels))
 
 
 def load_model_weights(model: torch.nn.Module, path: Path) -> None:
@@ -70,12 +88,14 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 class TorchBackend:
-    """A wms.inference.predict backend that runs a PyTorch module (training's evaluation, the ONNX export's check)."""
+    """A wms.inference.predict backend that runs a PyTorch module (training's evaluation, the ONNX export's check);
+    in bf16 autocast with `bf16` (validation during training), else in fp32 like the exported model."""
 
-    def __init__(self, module) -> None:
-        self._module = module.eval()
+    def __init__(self, module, bf16: bool = False) -> None:
+        self._module, self._bf16 = module.eval(), bf16
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         device = next(self._module.parameters()).device
-        with torch.inference_mode():
-            return self._module(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+        inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self._bf16):
+            return self._module(inputs).float().cpu().numpy()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_PRESET = "demo"
+PRECISIONS = ("auto", "bf16", "fp32")
+"""The choices of the precision setting, as wms.training.speed resolves them."""
 
 
 def setting(default, help: str):
@@ -35,10 +37,29 @@ class TrainSettings:
     patience: int = setting(0, "Stop after this many epochs without a better val IoU; 0 never stops.")
     zoom_probability: float = setting(0.5, "Share of training views zoomed in on the window (the second look).")
     quarter_turn_probability: float = setting(0.2, "Share of training views turned by a quarter or half turn.")
+    max_angle: float = setting(
+        12.0,
+        "Largest turn of a training view either way, in degrees, besides the quarter turns (meters sit at any angle: "
+        "about one window in five in the Kaggle masks fills less than half of its upright bounding box).",
+    )
     seed: int = setting(0, "Seed of weights, order and augmentations.")
     threads: int = setting(2, "CPU threads for PyTorch.")
     workers: int = setting(0, "DataLoader worker processes (0 prepares batches in the trainer).")
     device: str = setting("auto", "'auto' (CUDA when present, else the CPU), 'cpu' or 'cuda'.")
+    precision: str = setting(
+        "auto",
+        "What training passes and validation compute in: 'auto' is bf16 autocast where the GPU or CPU has fast bf16 "
+        "kernels (avx512_bf16, AMX) and fp32 elsewhere; 'bf16' falls back to fp32 with a line where it would be slow; "
+        "'fp32'. Weights, test scores and the ONNX export are fp32 always.",
+    )
+    compile: bool = setting(
+        False, "Run the training step's forward through torch.compile (inductor); eager, with a line, if compiling fails."
+    )
+    decoder_channels: str = setting(
+        "256 128 64 32 16",
+        "Channels of the U-Net's five decoder stages, widest first; the decoder is most of a light encoder's cost "
+        "(mobilenet_v2: 88 % of the FLOPs at smp's default widths).",
+    )
     encoder_weights: str = setting("", "Path of encoder weights (a state dict) to start from; empty: random weights.")
     initial_weights: str = setting(
         "", "Path of a whole U-Net's weights (a state dict or a training checkpoint) to fine-tune; empty starts afresh."
@@ -63,6 +84,9 @@ class TrainSettings:
     def __post_init__(self) -> None:
         for name, kind in setting_types().items():
             object.__setattr__(self, name, checked_value(name, kind, getattr(self, name)))
+        parse_channels(self.decoder_channels)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"training setting precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.fine_tune:
             parse_cycles(self.fine_tune)
         if self.cycles:
@@ -71,8 +95,15 @@ class TrainSettings:
             object.__setattr__(self, "learning_rate", schedule[0].learning_rate)
             object.__setattr__(self, "image_size", schedule[-1].image_size)
 
-    def as_params(self) -> dict[str, str | int | float]:
+    def as_params(self) -> dict[str, str | int | float | bool]:
         return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainSettings:
+        """The settings a run or checkpoint recorded (as_params, or MLflow's parameters, all text): a setting added
+        since it was recorded takes its default, so older models are still read as what they are."""
+        known = {key: value for key, value in params.items() if key in setting_types()}
+        return cls(**{key: _as_type(key, value) for key, value in known.items()})
 
     def with_overrides(self, **changes) -> TrainSettings:
         changes = {key: value for key, value in changes.items() if value is not None}
@@ -116,7 +147,8 @@ class TrainSettings:
 
 
 CYCLE_FIELDS = {"epochs", "learning_rate", "image_size"}
-KIND_WORDS = {int: "a whole number", float: "a number", str: "text"}
+KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
+BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 SETTINGS_ARE = "the settings: " + ", ".join(item.name for item in fields(TrainSettings))
 
 
@@ -136,7 +168,7 @@ def checked_value(name: str, kind: type, value: object) -> str | int | float:
     """`value` as the setting's type: a float setting takes a whole number too; anything else is refused by name."""
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, kind) and not isinstance(value, bool):
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value
     raise ValueError(f"training setting {name} must be {KIND_WORDS[kind]}, not {value!r}")
 
@@ -150,10 +182,26 @@ def parse_assignment(text: str) -> tuple[str, str | int | float]:
     kind = setting_types().get(name)
     if kind is None:
         raise ValueError(f"no such training setting: {name} ({SETTINGS_ARE})")
+    if kind is bool and raw.strip().lower() in BOOLEAN_WORDS:
+        return name, BOOLEAN_WORDS[raw.strip().lower()]
     try:
+        if kind is bool:
+            raise ValueError
         return name, raw if kind is str else kind(raw)
     except ValueError:
         raise ValueError(f"training setting {name} must be {KIND_WORDS[kind]}, not {raw!r}") from None
+
+
+def parse_channels(text: str) -> tuple[int, ...]:
+    """'128 64 32 16 16' as the five decoder widths; a clear error otherwise."""
+    words = text.replace(",", " ").split()
+    if len(words) != 5 or not all(word.isdigit() and int(word) > 0 for word in words):
+        raise ValueError(f"decoder_channels {text!r} must be five whole numbers above 0, widest first (smp's: 256 128 64 32 16)")
+    return tuple(int(word) for word in words)
+
+
+def _as_type(name: str, value: object) -> str | int | float | bool:
+    return parse_assignment(f"{name}={value}")[1] if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

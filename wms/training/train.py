@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -25,8 +26,11 @@ from wms.training.augment import AugmentSettings
 from wms.training.checkpoint import LAST, Progress, WeightAverage, resume_checkpoint, save_checkpoint
 from wms.training.dataset import MeterDataset, Sample, load_sample
 from wms.training.losses import loss_by_name
-from wms.training.model import TorchBackend, build_unet, load_model_weights
+from wms.training.model import TorchBackend, load_model_weights, unet_for
 from wms.training.settings import TrainSettings
+from wms.training.speed import CompiledForward, Precision, resolve_precision
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,9 +46,12 @@ class TrainingResult:
     stopped_early: bool = False
     checkpoint: Path | None = None
     """The last checkpoint written (the last cycle's), when the training kept checkpoints."""
+    notes: list[str] = field(default_factory=list)
+    """How the training ran where the machine decided it: the precision and why, a compile that fell back."""
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+NoteCallback = Callable[[str], None]
 
 
 @dataclass
@@ -55,11 +62,13 @@ class _Trainable:
     average: WeightAverage
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    """The model's forward as a training step runs it: eager, or through torch.compile."""
 
     @classmethod
-    def create(cls, settings: TrainSettings, steps: int, start_state: dict | None = None) -> _Trainable:
+    def create(cls, settings: TrainSettings, steps: int, notes: _Notes, start_state: dict | None = None) -> _Trainable:
         device = resolve_device(settings.device)
-        model = build_unet(settings.encoder, settings.encoder_weights or None)
+        model = unet_for(settings)
         if settings.initial_weights:
             load_model_weights(model, Path(settings.initial_weights))
         if start_state is not None:
@@ -67,7 +76,10 @@ class _Trainable:
         model = model.to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=steps)
-        return cls(model, WeightAverage(model, settings.average_decay), optimizer, scheduler)
+        forward = model
+        if settings.compile:
+            forward = CompiledForward(model, on_fallback=lambda line: notes.add(line, logging.WARNING))
+        return cls(model, WeightAverage(model, settings.average_decay), optimizer, scheduler, forward)
 
     def parts(self) -> tuple:
         return self.model, self.average, self.optimizer, self.scheduler
@@ -78,22 +90,29 @@ def train(
     settings: TrainSettings,
     on_epoch: EpochCallback | None = None,
     checkpoints: Path | None = None,
+    on_note: NoteCallback | None = None,
 ) -> TrainingResult:
     """Train on splits['train'], keep the averaged weights of the epoch with the best val IoU, score them on test.
 
     With `cycles`, each schedule starts from the best weights of the one before, and the last one's best is kept.
     With `checkpoints`, every epoch is saved there and a training with the same settings resumes from it.
+    `on_note` hears, once each, how the training runs where the machine decides it (bf16 or fp32 and why, a compile
+    that fell back to eager); without it they go to this module's log.
     """
     _require_splits(splits)
     started = time.perf_counter()
     schedule = settings.schedule()
+    precision = resolve_precision(settings.precision, resolve_device(settings.device))
+    notes = _Notes(on_note)
+    notes.add(precision.reason, logging.WARNING if precision.fell_back else logging.INFO)
     history: list[dict[str, float]] = []
     fitted, resumed_at = None, 0
     for number, cycle in enumerate(schedule, start=1):
         folder = cycle_checkpoints(checkpoints, number, len(schedule))
         params = cycle.as_params() | ({"cycles": settings.cycles, "cycle": number} if len(schedule) > 1 else {})
         start_state = fitted and fitted.progress.best_state
-        fitted = _fit(splits, cycle, params, folder, start_state, _shifted(on_epoch, len(history), number))
+        run = _CycleRun(cycle, params, folder, precision, notes)
+        fitted = _fit(splits, run, start_state, _shifted(on_epoch, len(history), number))
         resumed_at += fitted.resumed_at
         best_epoch = len(history) + fitted.progress.best_epoch
         history += fitted.progress.history
@@ -102,6 +121,7 @@ def train(
     result = TrainingResult(best.eval(), settings, history, best_epoch, resumed_at_epoch=resumed_at)
     result.stopped_early = fitted.stopped_early
     result.checkpoint = folder / LAST if folder else None
+    result.notes = notes.lines
     result.test_scores, result.test_ious = evaluate(best, splits["test"], settings.image_size)
     result.seconds = time.perf_counter() - started
     return result
@@ -115,29 +135,52 @@ class _Fitted:
     stopped_early: bool
 
 
-def _fit(
-    splits: dict[str, list[Pair]],
-    settings: TrainSettings,
-    params: dict,
-    checkpoints: Path | None,
-    start_state: dict | None,
-    on_epoch: EpochCallback | None,
-) -> _Fitted:
+@dataclass(frozen=True)
+class _CycleRun:
+    """One one-cycle schedule: its settings, what its checkpoints are keyed on and where they go, how it computes."""
+
+    settings: TrainSettings
+    params: dict
+    checkpoints: Path | None
+    precision: Precision
+    notes: _Notes
+
+
+@dataclass
+class _Notes:
+    """How the training runs where the machine decided it, each line said once: to `say` (else this module's log)
+    and kept for the result."""
+
+    say: NoteCallback | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, line: str, level: int = logging.INFO) -> None:
+        if line in self.lines:
+            return
+        self.lines.append(line)
+        if self.say:
+            self.say(line)
+        else:
+            logger.log(level, line)
+
+
+def _fit(splits: dict[str, list[Pair]], run: _CycleRun, start_state: dict | None, on_epoch: EpochCallback | None) -> _Fitted:
     """One one-cycle schedule, from `start_state` (the weights of a cycle before) when given; resumed if checkpointed."""
+    settings, checkpoints = run.settings, run.checkpoints
     seed_everything(settings.seed)
     torch.set_num_threads(settings.threads)
     steps = settings.epochs * steps_per_epoch(len(splits["train"]), settings.batch_size)
-    trainable = _Trainable.create(settings, steps, start_state)
-    progress = (checkpoints and resume_checkpoint(checkpoints, params, *trainable.parts())) or Progress()
+    trainable = _Trainable.create(settings, steps, run.notes, start_state)
+    progress = (checkpoints and resume_checkpoint(checkpoints, run.params, *trainable.parts())) or Progress()
     fitted = _Fitted(trainable.average.module, progress, progress.epoch, out_of_patience(progress, settings))
     if progress.epoch == settings.epochs or fitted.stopped_early:
         return fitted  # finished before: a rerun after a failure later on trains nothing again
     dataset, val = _prepared_samples(splits, settings)
     for epoch in range(progress.epoch + 1, settings.epochs + 1):
-        metrics = _fit_epoch(trainable, dataset, val, settings, epoch)
+        metrics = _fit_epoch(trainable, dataset, val, run, epoch)
         _record(progress, epoch, metrics, trainable.average)
         if checkpoints:
-            save_checkpoint(checkpoints, params, progress, *trainable.parts())
+            save_checkpoint(checkpoints, run.params, progress, *trainable.parts())
         if on_epoch:
             on_epoch(epoch, metrics)
         if out_of_patience(progress, settings):
@@ -150,7 +193,9 @@ def _prepared_samples(splits: dict[str, list[Pair]], settings: TrainSettings) ->
     """The train split as augmented views at the input side, and the val split, both read into memory."""
     samples = {name: [load_sample(pair, max_side=4 * settings.image_size) for pair in splits[name]] for name in ("train", "val")}
     augment = AugmentSettings(
-        zoom_probability=settings.zoom_probability, quarter_turn_probability=settings.quarter_turn_probability
+        zoom_probability=settings.zoom_probability,
+        quarter_turn_probability=settings.quarter_turn_probability,
+        max_angle=settings.max_angle,
     )
     return MeterDataset(samples["train"], settings.image_size, augment, settings.seed), samples["val"]
 
@@ -182,19 +227,22 @@ def _shifted(on_epoch: EpochCallback | None, done: int, cycle: int) -> EpochCall
     return lambda epoch, metrics: on_epoch(done + epoch, metrics | {"cycle": float(cycle)})
 
 
-def _fit_epoch(trainable: _Trainable, dataset: MeterDataset, val: list[Sample], settings: TrainSettings, epoch: int) -> dict:
+def _fit_epoch(trainable: _Trainable, dataset: MeterDataset, val: list[Sample], run: _CycleRun, epoch: int) -> dict:
     """One pass over the train split, then, on the epochs that validate, the averaged model scored on val."""
+    settings = run.settings
     dataset.set_epoch(epoch)
     started = time.perf_counter()
-    train_loss = _train_epoch(*trainable.parts(), _loader(dataset, settings, epoch), loss_by_name(settings.loss))
+    loader = _loader(dataset, settings, epoch)
+    train_loss = _train_epoch(trainable, loader, loss_by_name(settings.loss), run.precision)
     metrics = {
         "train_loss": train_loss,
         "lr": trainable.scheduler.get_last_lr()[0],
         "train_pass_seconds": time.perf_counter() - started,
     }
     if validates(epoch, settings):
-        scores = evaluate_samples(trainable.average.module, val, settings.image_size)
-        metrics |= {"val_iou": scores.mean_iou, "val_dice": scores.mean_dice}
+        started = time.perf_counter()
+        scores = evaluate_samples(trainable.average.module, val, settings.image_size, run.precision)
+        metrics |= {"val_iou": scores.mean_iou, "val_dice": scores.mean_dice, "val_seconds": time.perf_counter() - started}
     return metrics
 
 
@@ -267,16 +315,17 @@ def _loader(dataset: MeterDataset, settings: TrainSettings, epoch: int) -> DataL
     )
 
 
-def _train_epoch(model, average: WeightAverage, optimizer, scheduler, loader, loss_function) -> float:
-    """One pass over the loader; on CUDA in bf16 autocast with channels_last batches."""
+def _train_epoch(trainable: _Trainable, loader: DataLoader, loss_function, precision: Precision) -> float:
+    """One pass over the loader with channels_last batches, in bf16 autocast when `precision` says so."""
+    model, average, optimizer, scheduler = trainable.parts()
     model.train()
     device = next(model.parameters()).device
     losses = []
     for images, masks in loader:
         images, masks = _to_device(images, device), masks.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(images)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision.autocast):
+            logits = trainable.forward(images)
         loss = loss_function(logits.float(), masks)
         loss.backward()
         optimizer.step()
@@ -291,9 +340,12 @@ def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
-def evaluate_samples(model: torch.nn.Module, samples: list[Sample], image_size: int) -> SegmentationScores:
-    """Scores of the whole inference (both looks) on samples held in memory, at their stored resolution."""
-    segmenter = Segmenter(backend=TorchBackend(model.eval()), image_size=image_size)
+def evaluate_samples(
+    model: torch.nn.Module, samples: list[Sample], image_size: int, precision: Precision | None = None
+) -> SegmentationScores:
+    """Scores of the whole inference (both looks) on samples held in memory, at their stored resolution; in bf16
+    autocast when `precision` says so (validation: it only ranks the epochs)."""
+    segmenter = Segmenter(backend=TorchBackend(model.eval(), bf16=bool(precision and precision.autocast)), image_size=image_size)
     accumulator = ScoreAccumulator.empty()
     for start in range(0, len(samples), 16):
         chunk = samples[start : start + 16]

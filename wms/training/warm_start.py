@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wms.training.settings import TrainSettings
+from wms.training.settings import TrainSettings, parse_channels
 
 AUTO, SCRATCH = "auto", "scratch"
 STARTS = (AUTO, SCRATCH)
@@ -17,12 +17,14 @@ STARTS = (AUTO, SCRATCH)
 
 @dataclass(frozen=True)
 class Parent:
-    """What decides whether a registered version can be fine-tuned: its version, encoder, input side and data."""
+    """What decides whether a registered version can be fine-tuned: its version, network (encoder and decoder widths),
+    input side and data."""
 
     version: str
     encoder: str
     image_size: int
     data_version: str
+    decoder_channels: str = TrainSettings().decoder_channels
 
 
 def scratch_reason(start: str, settings: TrainSettings, parent: Parent | None, data_version: str) -> str | None:
@@ -37,6 +39,11 @@ def scratch_reason(start: str, settings: TrainSettings, parent: Parent | None, d
         return "the training settings have no fine_tune schedule"
     if parent.encoder != settings.encoder:
         return f"the champion (version {parent.version}) has encoder {parent.encoder}, these settings {settings.encoder}"
+    if parse_channels(parent.decoder_channels) != parse_channels(settings.decoder_channels):
+        return (
+            f"the champion (version {parent.version}) has decoder widths {parent.decoder_channels}, these settings "
+            f"{settings.decoder_channels}"
+        )
     sides = {parent.image_size, settings.image_size, settings.fine_tune_side}
     if len(sides) > 1:
         return (

@@ -106,3 +106,27 @@ def test_settings_are_checked_whoever_makes_them():
     assert TrainSettings(learning_rate=1).learning_rate == 1.0
     with pytest.raises(ValueError, match="no such training setting: depth"):
         TINY.with_overrides(depth=5)
+
+
+def test_switches_read_true_or_false_in_words_and_refuse_anything_else():
+    assert parse_assignment("compile=yes") == ("compile", True)
+    assert parse_assignment("compile=False") == ("compile", False)
+    with pytest.raises(ValueError, match="compile must be true or false, not 'maybe'"):
+        parse_assignment("compile=maybe")
+    with pytest.raises(ValueError, match="compile must be true or false, not 1"):
+        TINY.with_overrides(compile=1)
+
+
+def test_decoder_widths_and_precision_are_checked_when_the_settings_are_made():
+    assert TINY.with_overrides(decoder_channels="128, 64, 32, 16, 16").decoder_channels == "128, 64, 32, 16, 16"
+    with pytest.raises(ValueError, match="must be five whole numbers above 0"):
+        TINY.with_overrides(decoder_channels="128 64 32")
+    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, not 'fp16'"):
+        TINY.with_overrides(precision="fp16")
+
+
+def test_settings_recorded_as_text_read_back_as_they_were_and_older_records_take_the_new_defaults():
+    changed = PRESETS["cpu"].with_overrides(compile=True, precision="fp32", seed=3)
+    assert TrainSettings.from_params({key: str(value) for key, value in changed.as_params().items()}) == changed
+    before_decoders = {key: str(value) for key, value in TINY.as_params().items() if key != "decoder_channels"}
+    assert TrainSettings.from_params(before_decoders | {"cycle": "2"}).decoder_channels == "256 128 64 32 16"

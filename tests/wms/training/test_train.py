@@ -3,17 +3,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.models import LEARNED_FLOOR, LEARNING_SCHEDULE, SYNTHETIC_PHOTOS
 from wms.data.pairs import split_pairs
+from wms.data.synthetic import SyntheticSpec, generate_dataset
 from wms.data.validation import validate_folder
-from wms.training.settings import TrainSettings
-from wms.training.train import MODEL_SOURCES, code_fingerprint, train, validates
+from wms.training.model import unet_for
+from wms.training.settings import TrainSettings, preset
+from wms.training.train import MODEL_SOURCES, code_fingerprint, evaluate, train, validates
 
 TINY = TrainSettings(encoder="mobilenet_v2", image_size=64, epochs=2, batch_size=8)
 
 
 def learned(history: list[dict]) -> list[dict]:
     """Per-epoch metrics without wall-clock times, which differ from run to run."""
-    return [{key: value for key, value in epoch.items() if key != "train_pass_seconds"} for epoch in history]
+    return [{key: value for key, value in epoch.items() if not key.endswith("_seconds")} for epoch in history]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,19 @@ def test_training_reports_each_epoch_and_scores_the_test_split(splits):
     assert 0.0 <= result.test_scores.mean_iou <= 1.0
     assert result.best_epoch in (1, 2)
     assert result.checkpoint is None, "no checkpoints were asked for"
+
+
+@pytest.mark.slow
+def test_a_short_training_learns_the_windows_that_an_untrained_model_misses(tmp_path):
+    """The floor the lineage tests rely on: a score a model reaches only by learning, so that comparing the served
+    model's score with the recorded one compares something."""
+    generate_dataset(tmp_path, SyntheticSpec(count=SYNTHETIC_PHOTOS, seed=1))
+    photos = split_pairs(validate_folder(tmp_path).valid)
+    settings = preset("demo").with_overrides(**LEARNING_SCHEDULE)
+    untrained, _ = evaluate(unet_for(settings), photos["test"], settings.image_size)
+    learned = train(photos, settings).test_scores
+    assert untrained.mean_iou < LEARNED_FLOOR <= learned.mean_iou
+    assert learned.images_below_half == 0
 
 
 def test_the_same_seed_trains_the_same_model(splits):
@@ -152,3 +168,9 @@ def test_the_code_fingerprint_changes_with_the_model_sources_only(tmp_path):
         assert code_fingerprint(tmp_path) != before, f"a change under {source} is a change of the model's code"
         changed.write_bytes(original)
     assert code_fingerprint(tmp_path) == before == code_fingerprint()
+
+
+def test_the_training_says_once_what_it_computes_in(splits):
+    heard = []
+    result = train(splits, TINY.with_overrides(precision="fp32", epochs=1), on_note=heard.append)
+    assert heard == ["fp32, as the settings ask"] == result.notes

@@ -1,5 +1,7 @@
 """When a retrain fine-tunes the champion and when it starts from scratch, and why."""
 
+from dataclasses import replace
+
 import pytest
 
 from wms.training.settings import preset
@@ -31,3 +33,9 @@ def test_anything_that_makes_the_champion_a_poor_start_trains_from_scratch(start
 def test_an_unknown_start_is_refused():
     with pytest.raises(ValueError, match="not one of auto, scratch"):
         scratch_reason("warm", CPU, CHAMPION, "new")
+
+
+def test_a_champion_with_other_decoder_widths_is_not_fine_tuned():
+    narrow = replace(CHAMPION, decoder_channels="128 64 32 16 16")
+    reason = scratch_reason(AUTO, CPU, narrow, "new")
+    assert reason == "the champion (version 3) has decoder widths 128 64 32 16 16, these settings 256 128 64 32 16"
