@@ -1,17 +1,21 @@
-"""New photos to a new served champion: the time from copying held-back real pairs into the watched folder to the
-new version answering at the inference URL, with the Dagster daemon doing the rest by itself.
+"""New photos to a new served champion, round after round: the time from copying held-back real pairs into the
+watched folder to the new version answering at the inference URL, with the Dagster daemon doing the rest by itself,
+and whether the new champion is better than the one before on photos that neither ever saw.
 
-    # 1. a watched folder of the real pairs less the held-back ones, and its cpu champion (from scratch, timed)
-    python benchmarks/new_photos.py prepare ../shared/data/water-meters /tmp/wms-new-photos --hold-back 80 --watched 400
+    # 1. three disjoint sets of the real pairs (by a hash of their names): unseen (never trained on by any model),
+    #    held back (added round by round), watched (the first champion's photos); and that champion, from scratch
+    python benchmarks/new_photos.py prepare ../shared/data/water-meters /tmp/wms-new-photos --unseen 150 --hold-back 200
     WMS_HOME=/tmp/wms-new-photos/state wms run --preset cpu --data /tmp/wms-new-photos/watched
-    # 2. with the daemon on, copy the held-back pairs in and time until the inference URL answers with the new version
-    WMS_HOME=/tmp/wms-new-photos/state python benchmarks/new_photos.py measure /tmp/wms-new-photos
+    # 2. with the daemon on, copy the held-back pairs in, in rounds; each round's champion before and after are scored
+    #    on the unseen photos as the service reads them, photo by photo
+    WMS_HOME=/tmp/wms-new-photos/state python benchmarks/new_photos.py measure /tmp/wms-new-photos --rounds 2
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -27,74 +31,129 @@ from emit import emit
 from wms.core.local_state import MODEL_NAME, StateLayout, default_home
 from wms.data.validation import validate_folder
 from wms.data.watched import folder_source, read_watched, record_watched
+from wms.inference.evaluation import score_as_served
+from wms.inference.predict import onnx_segmenter
+from wms.registry.gates import paired_comparison
+from wms.registry.model_reference import onnx_of_version
 from wms.registry.model_registry import CHAMPION, ModelRegistry
 from wms.serving.torchserve import LocalTorchServe
 
 HELD_BACK = "held-back"
 WATCHED = "watched"
+UNSEEN = "unseen"
 PROJECT = Path(__file__).resolve().parent.parent
 SENSOR_TAG = "dagster/sensor_name"
 
 
-def choose(names: list[str], hold_back: int, watched: int) -> tuple[set[str], set[str]]:
-    """(held back, watched): the first `hold_back` names by a hash of the name, then the next `watched` (0: all)."""
+def choose(names: list[str], unseen: int, hold_back: int, watched: int) -> dict[str, set[str]]:
+    """Disjoint sets by a hash of the name: the first `unseen`, the next `hold_back`, then `watched` (0: all the rest)."""
     ordered = sorted(names, key=lambda name: hashlib.sha256(name.encode()).hexdigest())
-    rest = ordered[hold_back:]
-    return set(ordered[:hold_back]), set(rest[:watched] if watched else rest)
+    rest = ordered[unseen + hold_back :]
+    return {
+        UNSEEN: set(ordered[:unseen]),
+        HELD_BACK: set(ordered[unseen : unseen + hold_back]),
+        WATCHED: set(rest[:watched] if watched else rest),
+    }
 
 
-def prepare(source: Path, root: Path, hold_back: int, watched: int) -> None:
-    """Copy `watched` valid pairs of `source` into root/watched and `hold_back` others into root/held-back."""
+def prepare(source: Path, root: Path, unseen: int, hold_back: int, watched: int) -> None:
+    """Copy the valid pairs of `source` into root/unseen, root/held-back and root/watched (disjoint, see `choose`)."""
     pairs = validate_folder(source).valid
-    held, seen = choose([pair.name for pair in pairs], hold_back, watched)
+    sets = choose([pair.name for pair in pairs], unseen, hold_back, watched)
+    folder_of = {name: folder for folder, names in sets.items() for name in names}
     for pair in pairs:
-        if pair.name not in held | seen:
+        if pair.name not in folder_of:
             continue
-        folder = root / (HELD_BACK if pair.name in held else WATCHED)
         for sub, path in (("images", pair.image), ("masks", pair.mask)):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, folder / sub / pair.name)
-    print(f"{len(seen)} pairs in {root / WATCHED}, {len(held)} held back in {root / HELD_BACK}")
+            (root / folder_of[pair.name] / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, root / folder_of[pair.name] / sub / pair.name)
+    print(", ".join(f"{len(names)} pairs in {root / folder}" for folder, names in sets.items()))
 
 
-def measure(root: Path, training: dict, ui_port: int, timeout_s: float) -> dict:
+def measure(root: Path, training: dict, ui_port: int, timeout_s: float, rounds: int) -> dict:
     """With `dagster dev` (webserver and daemon) running on the state of $WMS_HOME, copy the held-back pairs into the
-    watched folder and time until the inference URL answers with a new version; report both versions' scores."""
+    watched folder in `rounds` batches; time each until the inference URL answers with a new version, and score the
+    champions before and after each round on the unseen photos."""
     layout = StateLayout(default_home())
     registry, server = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME), LocalTorchServe.of_home(layout.torchserve_home)
     old = registry.version_by_alias(CHAMPION)
-    probe = next((root / HELD_BACK / "images").iterdir()).read_bytes()
+    probe = next((root / UNSEEN / "images").iterdir()).read_bytes()
     if old is None or server.predict(MODEL_NAME, probe)["model_version"] != str(old.version):
         raise SystemExit("no champion is served from $WMS_HOME: train and serve one first (see this script's docstring)")
     watched = folder_source(root / WATCHED, training, "benchmarks/new_photos.py")
     if read_watched(layout.watched_source).location != watched.location:  # `wms run --data` recorded it, with its recipe
         record_watched(layout.watched_source, watched)
+    names = sorted(path.name for path in (root / HELD_BACK / "images").iterdir())
+    batches = [names[number::rounds] for number in range(rounds)]
     dev = _start_dagster_dev(layout, ui_port, root / "dagster-dev.log")
+    results = []
     try:
         _wait_for_the_daemon(layout)
-        copied_at = time.time()
-        added = _copy_in(root / HELD_BACK, root / WATCHED)
-        copy_seconds = time.time() - copied_at
-        answered_at, versions = _wait_for_a_new_version(server, probe, str(old.version), layout, copied_at, timeout_s)
-        run = _finished_sensor_run(layout, copied_at)
+        for number, batch in enumerate(batches, start=1):
+            results.append(_round(number, batch, root, layout, registry, server, probe, timeout_s))
+            print(json.dumps(results[-1]), flush=True)
     finally:
         os.killpg(dev.pid, signal.SIGKILL)
-    if answered_at is None:  # the run failed (a gate, say): what it made, and what kept answering
-        newest = max(int(version.version) for version in registry.client.search_model_versions(f"name = '{MODEL_NAME}'"))
-        new_version = str(newest) if str(newest) != str(old.version) else None
-    else:
-        new_version = versions[-1]
     return {
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} CPU cores, no GPU; dagster dev (webserver and daemon) and TorchServe on it",
-        "photos_added": added,
+        "preset": training.get("preset"),
+        "unseen_photos": len(list((root / UNSEEN / "images").iterdir())),
+        "first_champion": _version_facts(registry, str(old.version)),
+        "rounds": results,
+    }
+
+
+def _round(number: int, names: list[str], root: Path, layout, registry, server, probe: bytes, timeout_s: float) -> dict:
+    """Copy `names` in; wait for the new version (or the run's failure); the champions before and after, on unseen
+    photos."""
+    before = str(registry.version_by_alias(CHAMPION).version)
+    newest_before = _newest_version(registry)
+    copied_at = time.time()
+    _copy_in(root / HELD_BACK, root / WATCHED, names)
+    copy_seconds = time.time() - copied_at
+    answered_at, versions = _wait_for_a_new_version(server, probe, before, layout, copied_at, timeout_s)
+    run = _finished_sensor_run(layout, copied_at)
+    made = _newest_version(registry)
+    candidate = made if made != newest_before else None
+    return {
+        "round": number,
+        "photos_added": len(names),
         "copy_seconds": round(copy_seconds, 1),
         "copy_to_new_version_answering_seconds": round(answered_at - copied_at, 1) if answered_at else None,
         "versions_answering_meanwhile": sorted(set(versions)),
+        "champion_before": before,
         "champion_after": str(registry.version_by_alias(CHAMPION).version),
         "run": run,
-        "old_champion": _version_facts(registry, str(old.version)),
-        "new_version": _version_facts(registry, new_version) if new_version else None,
+        "candidate": _version_facts(registry, candidate) if candidate else None,
+        "unseen": _on_unseen(registry, root / UNSEEN, layout, before, candidate) if candidate else None,
+    }
+
+
+def _newest_version(registry: ModelRegistry) -> str:
+    return str(max(int(version.version) for version in registry.client.search_model_versions(f"name = '{MODEL_NAME}'")))
+
+
+def _on_unseen(registry: ModelRegistry, unseen: Path, layout: StateLayout, champion: str, candidate: str) -> dict:
+    """Both versions' exported models on the unseen photos, each photo read as the service reads it, and the paired
+    comparison (candidate minus champion) the no-regression gate makes."""
+    photos = validate_folder(unseen).valid
+    scored = {
+        version: score_as_served(onnx_segmenter(onnx_of_version(registry, version, layout.serving / "models").onnx_path), photos)
+        for version in (champion, candidate)
+    }
+    comparison = paired_comparison(scored[candidate].iou_by_name(), scored[champion].iou_by_name(), confidence=0.9)
+    return {
+        "photos": len(photos),
+        **{
+            f"version {version}": {
+                "mean_iou": round(result.scores.mean_iou, 4),
+                "mean_dice": round(result.scores.mean_dice, 4),
+                "under_half": result.scores.images_below_half,
+            }
+            for version, result in scored.items()
+        },
+        "candidate_minus_champion": comparison.describe(),
     }
 
 
@@ -120,12 +179,10 @@ def _wait_for_the_daemon(layout: StateLayout, timeout_s: float = 300) -> None:
     raise SystemExit(f"the Dagster daemon did not start within {timeout_s:.0f} s: see the dagster dev log")
 
 
-def _copy_in(held_back: Path, watched: Path) -> int:
-    names = sorted(path.name for path in (held_back / "images").iterdir())
+def _copy_in(held_back: Path, watched: Path, names: list[str]) -> None:
     for name in names:
         for sub in ("images", "masks"):
             shutil.copyfile(held_back / sub / name, watched / sub / name)
-    return len(names)
 
 
 def _wait_for_a_new_version(server, probe: bytes, old: str, layout: StateLayout, since: float, timeout_s: float):
@@ -208,19 +265,21 @@ def main() -> None:
     prep = commands.add_parser("prepare", help="split the real pairs into a watched folder and held-back pairs")
     prep.add_argument("source", type=Path)
     prep.add_argument("root", type=Path)
-    prep.add_argument("--hold-back", type=int, default=80, help="pairs kept out of the first training")
-    prep.add_argument("--watched", type=int, default=400, help="pairs the first champion trains on (0: all the rest)")
+    prep.add_argument("--unseen", type=int, default=150, help="pairs no model ever trains on: where champions are compared")
+    prep.add_argument("--hold-back", type=int, default=200, help="pairs kept out of the first training, added in rounds")
+    prep.add_argument("--watched", type=int, default=0, help="pairs the first champion trains on (0: all the rest)")
     timed = commands.add_parser("measure", help="with the daemon on, add the held-back pairs and time the new version")
     timed.add_argument("root", type=Path)
     timed.add_argument("--preset", default="cpu", help="the training preset the automatic runs use")
     timed.add_argument("--ui-port", type=int, default=3000)
-    timed.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the new version")
+    timed.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each new version")
+    timed.add_argument("--rounds", type=int, default=2, help="batches the held-back pairs arrive in")
     timed.add_argument("--output", type=Path, help="write the JSON here too (benchmarks/results/...)")
     args = parser.parse_args()
     if args.command == "prepare":
-        prepare(args.source, args.root, args.hold_back, args.watched)
+        prepare(args.source, args.root, args.unseen, args.hold_back, args.watched)
     else:
-        emit(measure(args.root, {"preset": args.preset}, args.ui_port, args.timeout), args.output)
+        emit(measure(args.root, {"preset": args.preset}, args.ui_port, args.timeout, args.rounds), args.output)
 
 
 if __name__ == "__main__":

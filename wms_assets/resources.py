@@ -104,18 +104,36 @@ class MlflowRegistry(dg.ConfigurableResource):
 
 
 class PromotionPolicy(dg.ConfigurableResource):
-    """The thresholds the blocking checks apply before a model version is promoted and served."""
+    """The thresholds the blocking checks apply before a model version is promoted and served; a value out of range is
+    refused when the definitions load, before anything trains."""
 
-    min_test_iou: float = Field(default=0.5, description="Lowest mean per-image IoU on the test split for champion.")
-    min_test_dice: float = Field(default=0.6, description="Lowest mean per-image Dice on the test split for champion.")
-    max_iou_regression: float = Field(
-        default=0.01, description="Largest IoU drop against the current champion, both scored on the same test split."
+    min_test_iou: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Lowest mean per-image IoU on the test split for champion (0 to 1)."
     )
-    max_onnx_probability_gap: float = Field(default=1e-3, description="Largest allowed ONNX vs PyTorch probability gap.")
+    min_test_dice: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="Lowest mean per-image Dice on the test split for champion (0 to 1)."
+    )
+    regression_margin: float = Field(
+        default=0.005,
+        ge=0.0,
+        lt=1.0,
+        description="How much worse in mean IoU than the champion a challenger may be (0 to 1): promoted only when the "
+        "lower end of the interval of the paired difference is at or above minus this.",
+    )
+    regression_confidence: float = Field(
+        default=0.9,
+        gt=0.5,
+        lt=1.0,
+        description="Confidence of the two-sided bootstrap interval of the paired IoU difference (0.9: its lower end is a "
+        "one-sided 95 % bound).",
+    )
+    max_onnx_probability_gap: float = Field(default=1e-3, ge=0.0, description="Largest allowed ONNX vs PyTorch probability gap.")
     max_p95_latency_ms: float = Field(
-        default=1000.0, description="Largest p95 CPU latency of the exported model, photo to mask, both looks."
+        default=1000.0, gt=0.0, description="Largest p95 CPU latency of the exported model, photo to mask, both looks."
     )
-    latency_threads: int = Field(default=1, description="ONNX Runtime threads for the latency gate (a serving worker's share).")
+    latency_threads: int = Field(
+        default=1, ge=1, description="ONNX Runtime threads for the latency gate (a serving worker's share)."
+    )
 
 
 class DataQualityPolicy(dg.ConfigurableResource):

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import free_port
+from tests.models import LEARNED_FLOOR, LEARNING_SCHEDULE, SYNTHETIC_PHOTOS
 from wms.core.local_state import MODEL_NAME, StateLayout
 from wms.registry.model_registry import CHAMPION, ModelRegistry
 from wms_assets.definitions import build_definitions
@@ -21,17 +22,19 @@ from wms_assets.resources import LocalModelServer, PromotionPolicy, RawImageSour
 from wms_assets.run import materialize_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TINY_TRAINING = {"cycles": "1:0.002:64 1:0.001:64", "fine_tune": "1:0.001:64"}
-"""Two short cycles, like the `cpu` preset's three: the whole path from training to serving goes through them; new
-photos fine-tune the champion for one epoch."""
-ONE_SCHEDULE = {"epochs": 1, "image_size": 64}
+TINY_TRAINING = {**LEARNING_SCHEDULE, "fine_tune": "1:0.001:96"}
+"""Two short cycles that learn the synthetic windows, like the `cpu` preset's: the whole path from training to serving
+goes through them; new photos fine-tune the champion for one epoch."""
 
 
 def definitions(layout: StateLayout, server: LocalModelServer, min_test_iou: float) -> dg.Definitions:
-    """Gates opened wide except the IoU minimum: one-epoch models at 64 px are near 0 and differ only by noise."""
+    """Gates opened wide except the IoU minimum: the fine-tunes and retrains here differ from the champion by noise
+    on 11 test photos (tests/integration/test_gates_refuse.py closes each gate in turn)."""
     resources = local_resources(layout)
-    resources["raw_source"] = RawImageSource(synthetic_dir=str(layout.synthetic_data), synthetic_count=40, synthetic_seed=1)
-    resources["promotion_policy"] = PromotionPolicy(min_test_iou=min_test_iou, min_test_dice=0.0, max_iou_regression=1.0)
+    resources["raw_source"] = RawImageSource(
+        synthetic_dir=str(layout.synthetic_data), synthetic_count=SYNTHETIC_PHOTOS, synthetic_seed=1
+    )
+    resources["promotion_policy"] = PromotionPolicy(min_test_iou=min_test_iou, min_test_dice=0.0, regression_margin=0.99)
     resources["model_server"] = server
     return build_definitions(resources)
 
@@ -58,7 +61,7 @@ def stage(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(stage):
     layout, server, instance = stage
-    outcome = materialize_job(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=0.0))
+    outcome = materialize_job(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=LEARNED_FLOOR))
     assert outcome.success, outcome.summary()
     return outcome
 
@@ -142,7 +145,9 @@ def test_the_service_scores_the_test_split_as_the_registry_recorded(stage, first
     served = score_served(first_run.release_url, test_pairs)
     recorded = first_run.result.output_for_node("trained_model").scores
     assert served["model_versions"] == {"1": len(test_pairs)}
-    assert served["scores"]["mean_iou"] == pytest.approx(recorded["test_mean_iou"], abs=0.01)
+    assert recorded["test_mean_iou"] >= LEARNED_FLOOR, "a model that learned nothing would agree as well"
+    assert served["scores"]["mean_iou"] == pytest.approx(recorded["test_mean_iou"], abs=1e-4)
+    assert served["scores"]["mean_dice"] == pytest.approx(recorded["test_mean_dice"], abs=1e-4)
 
 
 def test_a_second_run_reuses_the_trained_model(stage, first_run):
@@ -152,22 +157,6 @@ def test_a_second_run_reuses_the_trained_model(stage, first_run):
     materialization = instance.get_latest_materialization_event(dg.AssetKey("trained_model")).asset_materialization
     assert materialization.metadata["reused_previous_run"].value is True
     assert server.server().served_version(MODEL_NAME) == "1"
-
-
-def test_a_failed_gate_changes_nothing_downstream(stage, first_run):
-    layout, server, instance = stage
-    strict = definitions(layout, server, min_test_iou=1.01)
-    outcome = materialize_job({**ONE_SCHEDULE, "seed": 5}, instance, strict)
-    assert not outcome.success
-    assert any(line.startswith("  check test_scores_meet_minimums: FAILED (failed: IoU") for line in outcome.lines)
-    registry = ModelRegistry(layout.mlflow_tracking_uri, MODEL_NAME)
-    assert str(registry.version_by_alias(CHAMPION).version) == "1"
-    assert registry.client.get_model_version(MODEL_NAME, "2").tags["gate.test_scores"].startswith("failed: IoU")
-    assert server.server().served_version(MODEL_NAME) == "1"
-    registered = instance.get_latest_materialization_event(dg.AssetKey("registered_model")).asset_materialization
-    last_gates = registered.metadata["last_completed_gates"].md_str  # what the UI shows while version 2's run
-    assert last_gates.startswith("**version 1** (aliases: champion)")
-    assert "| test_scores | passed: IoU" in last_gates
 
 
 def test_ten_new_photos_lead_the_data_sensor_to_one_run_that_fine_tunes_the_champion(stage, first_run):
@@ -201,7 +190,7 @@ def test_ten_new_photos_lead_the_data_sensor_to_one_run_that_fine_tunes_the_cham
     assert len(registry.client.search_model_versions(f"name = '{MODEL_NAME}'")) == versions_before + 1
     trained = outcome.result.output_for_node("trained_model")
     assert trained.origin["start"].startswith(f"fine-tuned from version {champion}")
-    assert trained.origin["parent_version"] == champion and trained.origin["schedule"] == "1:0.001:64"
+    assert trained.origin["parent_version"] == champion and trained.origin["schedule"] == "1:0.001:96"
     assert registry.client.get_run(trained.run_id).data.params["initial_weights"].endswith(f"version-{champion}.pt")
     dataset = instance.get_latest_materialization_event(dg.AssetKey("dataset")).asset_materialization
     assert dataset.metadata["source_version"].value == request.run_key

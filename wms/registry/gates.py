@@ -16,6 +16,7 @@ from wms.inference.predict import Segmenter
 GATE_TAG_PREFIX = "gate."
 """Tags of a version, one per blocking gate: `gate.<name>` = 'passed: ...' or 'failed: ...' (GateResult.tag)."""
 PASSED, FAILED = "passed", "failed"
+NO_REGRESSION = "no_regression"
 
 
 @dataclass(frozen=True)
@@ -55,17 +56,66 @@ def scores_gate(iou: float, dice: float, min_iou: float, min_dice: float) -> Gat
     return GateResult("test_scores", not failures, summary, {"test_mean_iou": iou, "test_mean_dice": dice})
 
 
-def regression_gate(challenger_iou: float, champion_iou: float | None, tolerance: float, champion: str | None) -> GateResult:
-    """No worse than the current champion by more than `tolerance` IoU, both measured on the same test split."""
-    if champion_iou is None:
-        return GateResult("no_regression", True, "no champion yet: nothing to regress from", {"challenger_iou": challenger_iou})
-    drop = champion_iou - challenger_iou
-    passed = drop <= tolerance
-    comparison = f"IoU {challenger_iou:.4f} vs champion version {champion}'s {champion_iou:.4f} on the same test split"
-    summary = comparison + (f" (drop {drop:.4f} within {tolerance})" if passed else f": drop {drop:.4f} > tolerance {tolerance}")
-    return GateResult(
-        "no_regression", passed, summary, {"challenger_iou": challenger_iou, "champion_iou": champion_iou, "drop": drop}
-    )
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """The challenger's IoU minus the champion's, photo by photo on the same photos: the mean difference and its
+    bootstrap interval (the photos resampled with replacement, `resamples` times; the percentile interval)."""
+
+    mean: float
+    low: float
+    high: float
+    confidence: float
+    photos: int
+
+    def describe(self) -> str:
+        return (
+            f"IoU difference {self.mean:+.4f}, {self.confidence:.0%} interval [{self.low:+.4f}, {self.high:+.4f}] over "
+            f"{self.photos} test photos"
+        )
+
+
+def paired_comparison(
+    challenger: dict[str, float],
+    champion: dict[str, float],
+    confidence: float,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> PairedComparison:
+    """Compare two models' per-photo IoUs (by photo name) on the same photos; the same seed gives the same interval."""
+    if challenger.keys() != champion.keys() or not challenger:
+        raise ValueError(
+            f"a paired comparison needs both models scored on the same photos: {len(challenger)} and {len(champion)} "
+            f"photos, {len(challenger.keys() ^ champion.keys())} scored by one only"
+        )
+    names = sorted(challenger)
+    differences = np.array([challenger[name] - champion[name] for name in names])
+    rng = np.random.default_rng(seed)
+    sizes = [min(1000, resamples - start) for start in range(0, resamples, 1000)]  # 1000 resamples at a time: memory
+    means = np.concatenate([differences[rng.integers(0, len(names), size=(size, len(names)))].mean(axis=1) for size in sizes])
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return PairedComparison(float(differences.mean()), float(low), float(high), confidence, len(names))
+
+
+def regression_gate(comparison: PairedComparison | None, margin: float, champion: str | None) -> GateResult:
+    """Not worse than the current champion: the lower end of the interval of the mean IoU difference (challenger minus
+    champion, photo by photo on the same test split) at or above -`margin`. A challenger worse by more than the margin
+    is refused however small the difference; one whose interval is too wide to tell is refused too."""
+    if comparison is None:
+        return GateResult(NO_REGRESSION, True, "no champion yet: nothing to regress from")
+    passed = comparison.low >= -margin
+    verdict = "not worse than" if passed else f"may be worse by more than the margin {margin} than"
+    summary = f"{verdict} champion version {champion}: {comparison.describe()}, lower end {'>=' if passed else '<'} -{margin}"
+    measurements = {
+        "mean_iou_difference": comparison.mean,
+        "interval_low": comparison.low,
+        "interval_high": comparison.high,
+        "confidence": comparison.confidence,
+        "photos": comparison.photos,
+    }
+    return GateResult(NO_REGRESSION, passed, summary, measurements)
 
 
 def onnx_parity_gate(gap: float, tolerance: float) -> GateResult:
@@ -78,7 +128,7 @@ def onnx_parity_gate(gap: float, tolerance: float) -> GateResult:
 def latency_gate(p95_ms: float, p50_ms: float, budget_ms: float) -> GateResult:
     """p95 CPU latency of the exported model (both looks, pre- and post-processing) within the budget."""
     passed = p95_ms <= budget_ms
-    summary = f"p95 {p95_ms:.1f} ms {'<=' if passed else '>'} budget {budget_ms:.0f} ms (p50 {p50_ms:.1f} ms)"
+    summary = f"p95 {p95_ms:.1f} ms {'<=' if passed else '>'} budget {budget_ms:g} ms (p50 {p50_ms:.1f} ms)"
     return GateResult("cpu_latency", passed, summary, {"p95_ms": p95_ms, "p50_ms": p50_ms})
 
 

@@ -12,10 +12,11 @@ from pydantic import Field, create_model
 
 from wms.core.gitinfo import current_git_sha
 from wms.core.progress import EpochProgress
+from wms.inference.evaluation import score_as_served
 from wms.inference.model_card import ORIGIN_TAGS
 from wms.inference.overlays import WORST_CASES_SHEET, prediction_sheet, worst_cases_sheet
-from wms.inference.predict import Segmenter
-from wms.registry.gates import gate_outcomes
+from wms.inference.predict import Segmenter, onnx_segmenter
+from wms.registry.gates import NO_REGRESSION, PASSED, gate_outcomes
 from wms.registry.model_registry import CHALLENGER, CHAMPION, MODEL_URI_TAG, ONNX_URI_TAG, gates_table
 from wms.training.export import export_onnx
 from wms.training.model import TorchBackend
@@ -29,6 +30,8 @@ from wms_assets.resources import MlflowRegistry, TrainingWorkspace
 
 TRAINING_KEY_TAG = "wms_training_key"
 REQUEST_KEY_TAG = "wms_request_key"
+NOTES_TAG = "wms/training_notes"
+"""How the training ran where the machine decided it (the precision and why, a compile that fell back)."""
 RUN_ID_FILE = "mlflow_run_id"
 
 
@@ -167,8 +170,14 @@ def champion_parent(registry) -> Parent | None:
     champion = registry.version_by_alias(CHAMPION)
     if champion is None:
         return None
-    size = registry.image_size_of(f"models:/{registry.model_name}/{champion.version}")
-    return Parent(str(champion.version), champion.tags.get("encoder", ""), size, champion.tags.get("data_version", ""))
+    trained = registry.settings_of(f"models:/{registry.model_name}/{champion.version}")
+    return Parent(
+        str(champion.version),
+        champion.tags.get("encoder", ""),
+        trained.image_size,
+        champion.tags.get("data_version", ""),
+        trained.decoder_channels,
+    )
 
 
 def run_name(origin: dict, data_version: str) -> str:
@@ -195,7 +204,7 @@ def _train_and_log(context, registry, dataset: VersionedDataset, settings: Train
             context.instance.add_run_tags(context.run_id, {PROGRESS_TAG: place})  # the Runs page shows it live
 
         splits = {split: dataset.pairs(split) for split in dataset.splits}
-        result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints)
+        result = train(splits, settings, on_epoch=on_epoch, checkpoints=checkpoints, on_note=context.log.info)
         if result.resumed_at_epoch == len(result.history):
             context.log.info("all %d epochs were trained before (%s): logging their result", len(result.history), checkpoints)
         try:
@@ -222,21 +231,26 @@ class _Logged:
 
 
 def _log_result(run, result: TrainingResult, data_version: str, test_pairs, checkpoints: Path) -> _Logged:
-    """Log the test scores, the last checkpoint, the PyTorch and ONNX models, and two overlay sheets."""
+    """Log the exported model's test scores (each photo read as the service reads it), the last checkpoint, the
+    PyTorch and ONNX models, and two overlay sheets."""
     settings = result.settings
-    scores = result.test_scores.as_dict(prefix="test_")
+    metadata = {"wms.run_id": run.run_id, "wms.data_version": data_version, "wms.encoder": settings.encoder}
+    onnx_path = export_onnx(result.model, settings.image_size, checkpoints / "model.onnx", metadata)
+    served = score_as_served(onnx_segmenter(onnx_path), test_pairs)
+    scores = served.scores.as_dict(prefix="test_")
+    scores |= {f"pytorch_test_mean_{key}": getattr(result.test_scores, f"mean_{key}") for key in ("iou", "dice")}
     facts = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 1)}
     facts |= {"resumed_at_epoch": result.resumed_at_epoch, "stopped_early": int(result.stopped_early)}
     run.log_epoch(result.best_epoch, scores | facts)
+    run.set_tags({NOTES_TAG: "; ".join(result.notes)})
     model_uri = run.log_model(result.model, settings.image_size)
     run.log_file(result.checkpoint, "checkpoint")
-    metadata = {"wms.run_id": run.run_id, "wms.data_version": data_version, "wms.encoder": settings.encoder}
-    onnx_uri = run.log_file(export_onnx(result.model, settings.image_size, checkpoints / "model.onnx", metadata), "onnx")
+    onnx_uri = run.log_file(onnx_path, "onnx")
     run.set_tags({ONNX_URI_TAG: onnx_uri})
     segmenter = Segmenter(TorchBackend(result.model), settings.image_size)
     run.log_image(prediction_sheet(segmenter, test_pairs), "test_predictions.png")
-    run.log_image(worst_cases_sheet(segmenter, test_pairs, result.test_ious), WORST_CASES_SHEET)
-    return _Logged(model_uri, onnx_uri, scores, facts)
+    run.log_image(worst_cases_sheet(segmenter, test_pairs, list(served.ious)), WORST_CASES_SHEET)
+    return _Logged(model_uri, onnx_uri, scores, facts | {"training": "; ".join(result.notes)})
 
 
 def _from_run(run, data_version: str, git_sha: str) -> TrainedModel:
@@ -322,6 +336,8 @@ def champion_model(registered_model: RegisteredVersion, mlflow: MlflowRegistry) 
     registry = mlflow.registry()
     gates = gate_outcomes(registry.client.get_model_version(mlflow.model_name, registered_model.version).tags)
     reason = f"passed {len(gates)} gates: test IoU {registered_model.model.test_iou:.4f}"
+    if NO_REGRESSION in gates:
+        reason += f"; {gates[NO_REGRESSION].removeprefix(PASSED + ': ')}"
     previous = registry.promote(registered_model.version, CHAMPION, reason=reason)
     return dg.Output(
         registered_model,

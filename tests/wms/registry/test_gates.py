@@ -7,6 +7,7 @@ from wms.registry.gates import (
     latency_gate,
     measure_latency_ms,
     onnx_parity_gate,
+    paired_comparison,
     regression_gate,
     scores_gate,
     verdict,
@@ -21,15 +22,57 @@ def test_scores_gate_names_every_score_under_its_minimum():
     assert failed.tag.startswith("failed: ")
 
 
-@pytest.mark.parametrize(
-    ("challenger", "champion", "passed"),
-    [(0.90, None, True), (0.90, 0.905, True), (0.90, 0.92, False), (0.95, 0.90, True)],
-)
-def test_regression_gate_allows_a_drop_within_the_tolerance(challenger, champion, passed):
-    result = regression_gate(challenger, champion, tolerance=0.01, champion="3")
-    assert result.passed is passed
-    if champion is not None:
-        assert "version 3" in result.summary
+def photos(ious: list[float]) -> dict[str, float]:
+    return {f"photo-{index:03d}.jpg": value for index, value in enumerate(ious)}
+
+
+def noisy_ious(count: int, seed: int) -> np.ndarray:
+    return np.clip(np.random.default_rng(seed).normal(0.9, 0.05, count), 0, 1)
+
+
+def test_a_challenger_worse_beyond_the_margin_on_every_photo_is_refused_even_by_a_little():
+    champion = noisy_ious(120, seed=1)
+    comparison = paired_comparison(photos(list(champion - 0.006)), photos(list(champion)), confidence=0.9)
+    assert comparison.mean == pytest.approx(-0.006) and comparison.low == pytest.approx(-0.006)
+    result = regression_gate(comparison, margin=0.005, champion="3")
+    assert not result.passed
+    assert "champion version 3" in result.summary and "90% interval [-0.0060, -0.0060] over 120 test photos" in result.summary
+
+
+def test_a_challenger_as_good_as_the_champion_passes_and_one_clearly_better_passes():
+    champion = noisy_ious(120, seed=1)
+    same = paired_comparison(photos(list(champion)), photos(list(champion)), confidence=0.9)
+    assert regression_gate(same, margin=0.005, champion="3").passed
+    better = paired_comparison(photos(list(noisy_ious(120, seed=2) * 0.1 + 0.9)), photos(list(champion)), 0.9)
+    assert better.low > 0 and regression_gate(better, margin=0.005, champion="3").passed
+
+
+def test_a_small_mean_drop_inside_the_noise_is_refused_when_the_interval_reaches_beyond_the_margin():
+    """What the old tolerance let through: 0.0048 worse on average, within a fixed 0.01, but uncertain enough that the
+    challenger may be worse than the margin allows."""
+    champion = noisy_ious(120, seed=1)
+    noise = np.random.default_rng(3).normal(0, 0.03, 120)
+    challenger = champion - 0.0048 + noise - noise.mean()
+    comparison = paired_comparison(photos(list(challenger)), photos(list(champion)), confidence=0.9)
+    assert comparison.low < -0.005 < comparison.mean == pytest.approx(-0.0048)
+    assert not regression_gate(comparison, margin=0.005, champion="3").passed
+
+
+def test_the_interval_widens_with_the_confidence_and_repeats_with_the_seed():
+    champion, challenger = noisy_ious(80, seed=1), noisy_ious(80, seed=2)
+    narrow = paired_comparison(photos(list(challenger)), photos(list(champion)), confidence=0.8)
+    wide = paired_comparison(photos(list(challenger)), photos(list(champion)), confidence=0.99)
+    assert wide.low < narrow.low <= narrow.mean <= narrow.high < wide.high
+    assert paired_comparison(photos(list(challenger)), photos(list(champion)), confidence=0.8) == narrow
+
+
+def test_models_scored_on_different_photos_cannot_be_compared():
+    with pytest.raises(ValueError, match="same photos: 3 and 2 photos, 1 scored by one only"):
+        paired_comparison(photos([0.9, 0.8, 0.7]), photos([0.9, 0.8]), confidence=0.9)
+
+
+def test_without_a_champion_there_is_nothing_to_regress_from():
+    assert regression_gate(None, margin=0.005, champion=None).passed
 
 
 def test_parity_and_latency_gates_compare_with_their_limits():
