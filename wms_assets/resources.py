@@ -135,6 +135,14 @@ class PromotionPolicy(dg.ConfigurableResource):
         default=1, ge=1, description="ONNX Runtime threads for the latency gate (a serving worker's share)."
     )
 
+    def summary(self) -> str:
+        """The thresholds in one line, as a training run records what its model will be judged by."""
+        return (
+            f"test IoU >= {self.min_test_iou}, Dice >= {self.min_test_dice}; not worse than the champion by more than "
+            f"{self.regression_margin} ({self.regression_confidence:.0%} interval); ONNX gap <= "
+            f"{self.max_onnx_probability_gap}; p95 <= {self.max_p95_latency_ms:g} ms"
+        )
+
 
 class DataQualityPolicy(dg.ConfigurableResource):
     """What the data set must show before a model is trained on it."""

@@ -38,7 +38,7 @@ from wms_assets.resources import LocalModelServer, PromotionPolicy
 layout = StateLayout(Path({home!r}))
 resources = local_resources(layout)
 # one-epoch models of 64-pixel photos score near zero and differ by noise: only the gates' plumbing is under test here
-resources["promotion_policy"] = PromotionPolicy(min_test_iou=0.0, min_test_dice=0.0, max_iou_regression=1.0)
+resources["promotion_policy"] = PromotionPolicy(min_test_iou=0.0, min_test_dice=0.0, regression_margin=0.99)
 resources["model_server"] = LocalModelServer(home=str(layout.torchserve_home), **{ports!r})
 defs = build_definitions(resources)
 """

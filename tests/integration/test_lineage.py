@@ -12,58 +12,21 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import free_port
-from tests.models import LEARNED_FLOOR, LEARNING_SCHEDULE, SYNTHETIC_PHOTOS
+from tests.integration.conftest import TINY_TRAINING
+from tests.integration.conftest import definitions as stage_definitions
+from tests.models import LEARNED_FLOOR
 from wms.core.local_state import MODEL_NAME, StateLayout
 from wms.registry.model_registry import CHAMPION, ModelRegistry
-from wms_assets.definitions import build_definitions
-from wms_assets.profiles import local_resources
-from wms_assets.resources import LocalModelServer, PromotionPolicy, RawImageSource
+from wms_assets.resources import LocalModelServer
 from wms_assets.run import materialize_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TINY_TRAINING = {**LEARNING_SCHEDULE, "fine_tune": "1:0.001:96"}
-"""Two short cycles that learn the synthetic windows, like the `cpu` preset's: the whole path from training to serving
-goes through them; new photos fine-tune the champion for one epoch."""
 
 
 def definitions(layout: StateLayout, server: LocalModelServer, min_test_iou: float) -> dg.Definitions:
     """Gates opened wide except the IoU minimum: the fine-tunes and retrains here differ from the champion by noise
-    on 11 test photos (tests/integration/test_gates_refuse.py closes each gate in turn)."""
-    resources = local_resources(layout)
-    resources["raw_source"] = RawImageSource(
-        synthetic_dir=str(layout.synthetic_data), synthetic_count=SYNTHETIC_PHOTOS, synthetic_seed=1
-    )
-    resources["promotion_policy"] = PromotionPolicy(min_test_iou=min_test_iou, min_test_dice=0.0, regression_margin=0.99)
-    resources["model_server"] = server
-    return build_definitions(resources)
-
-
-@pytest.fixture(scope="module")
-def stage(tmp_path_factory):
-    layout = StateLayout(tmp_path_factory.mktemp("state"))
-    server = LocalModelServer(
-        home=str(layout.torchserve_home),
-        inference_port=free_port(),
-        management_port=free_port(),
-        metrics_port=free_port(),
-        worker_port=free_port(),
-        grpc_inference_port=free_port(),
-        grpc_management_port=free_port(),
-        handler_metrics_port=free_port(),
-        backend_port=free_port(),
-    )
-    instance = dg.DagsterInstance.ephemeral()
-    yield layout, server, instance
-    server.server().stop()
-
-
-@pytest.fixture(scope="module")
-def first_run(stage):
-    layout, server, instance = stage
-    outcome = materialize_job(TINY_TRAINING, instance, definitions(layout, server, min_test_iou=LEARNED_FLOOR))
-    assert outcome.success, outcome.summary()
-    return outcome
+    on 11 test photos (tests/integration/test_lineage_gates.py closes each gate in turn)."""
+    return stage_definitions(layout, server, min_test_iou=min_test_iou, min_test_dice=0.0, regression_margin=0.99)
 
 
 def test_every_stage_materializes_and_every_gate_passes(first_run):

@@ -25,7 +25,7 @@ TWO_CYCLES = {"cycles": "1:0.002:64 1:0.001:64"}
 def training_definitions(layout: StateLayout) -> dg.Definitions:
     resources = local_resources(layout)
     resources["raw_source"] = RawImageSource(synthetic_dir=str(layout.synthetic_data), synthetic_count=40, synthetic_seed=1)
-    resources["promotion_policy"] = PromotionPolicy(min_test_iou=0.0, min_test_dice=0.0, max_iou_regression=1.0)
+    resources["promotion_policy"] = PromotionPolicy(min_test_iou=0.0, min_test_dice=0.0, regression_margin=0.99)
     return build_definitions(resources)
 
 

@@ -26,10 +26,12 @@ from wms.training.warm_start import AUTO, Parent, scratch_reason
 from wms_assets.assets.data import VersionedDataset
 from wms_assets.constants import LINEAGE_GROUP, MODEL_STAGE, PROGRESS_TAG, RUN_REASON_TAG
 from wms_assets.kubernetes import training_pod_tags
-from wms_assets.resources import MlflowRegistry, TrainingWorkspace
+from wms_assets.resources import MlflowRegistry, PromotionPolicy, TrainingWorkspace
 
 TRAINING_KEY_TAG = "wms_training_key"
 REQUEST_KEY_TAG = "wms_request_key"
+POLICY_TAG = "wms/promotion_policy"
+"""The gates the run's model will be judged by (PromotionPolicy.summary)."""
 NOTES_TAG = "wms/training_notes"
 """How the training ran where the machine decided it (the precision and why, a compile that fell back)."""
 RUN_ID_FILE = "mlflow_run_id"
@@ -110,8 +112,12 @@ def trained_model(
     dataset: VersionedDataset,
     mlflow: MlflowRegistry,
     training_workspace: TrainingWorkspace,
+    promotion_policy: PromotionPolicy,
 ) -> dg.Output[TrainedModel]:
     """A segmentation-models-pytorch U-Net trained on the train split and scored on the fixed test split.
+
+    The run records the gates its model will be judged by; taking them here also refuses thresholds out of range
+    before any epoch, whichever executor runs the step.
 
     Every epoch is checkpointed: a training that was killed resumes from its last epoch, in the same MLflow run, and
     one that failed after its last epoch trains nothing again: the rerun logs what its checkpoints hold. The same
@@ -129,7 +135,7 @@ def trained_model(
         context.log.info("reusing MLflow run %s: same settings, data and code", previous.info.run_id)
         return _output(_from_run(previous, dataset.data_version, git_sha), mlflow, registry, {"reused_previous_run": True})
     tags = {"dagster_run_id": context.run_id, "git_sha": git_sha, "data_version": dataset.data_version}
-    tags |= {TRAINING_KEY_TAG: key, REQUEST_KEY_TAG: request, **origin}
+    tags |= {TRAINING_KEY_TAG: key, REQUEST_KEY_TAG: request, POLICY_TAG: promotion_policy.summary(), **origin}
     model, facts = _train_and_log(context, registry, dataset, settings, tags, training_workspace.checkpoints(key))
     if "parent_version" in origin:  # its weights are in the registry: fetched again if another retrain needs them
         training_workspace.parent_weights(origin["parent_version"]).unlink(missing_ok=True)
