@@ -85,7 +85,9 @@ def summarize(timings: dict[str, list[dict]]) -> dict[str, dict]:
             "val_ms_per_photo": round(val_ms, 1),
             "val_speedup": round(base_val / val_ms, 2),
             "first_pass_extra_s": round(statistics.median(t["first_pass_extra_s"] for t in rounds), 1),
+            "cold_first_pass_extra_s": round(rounds[0]["first_pass_extra_s"], 1),
             "rounds": len(rounds),
+            "each_round": rounds,
         }
     return summary
 
