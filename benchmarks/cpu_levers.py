@@ -27,7 +27,7 @@ from wms.data.pairs import Pair, split_pairs
 from wms.data.synthetic import SyntheticSpec, generate_dataset
 from wms.data.validation import validate_folder
 from wms.training.settings import preset
-from wms.training.speed import cpu_feature_flags, resolve_precision
+from wms.training.speed import cpu_feature_flags, cpu_model_name, resolve_precision
 from wms.training.train import train
 
 PRESENT = {"precision": "fp32"}
@@ -118,7 +118,7 @@ def main() -> None:
         {
             "benchmark": "cpu_levers.py",
             "data": str(data),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, flags {' '.join(flags)}",
+            "machine": f"{cpu_model_name() or platform.machine()}, {torch.get_num_threads()} threads, flags {' '.join(flags)}",
             "torch": torch.__version__,
             "auto_precision": resolve_precision("auto", torch.device("cpu")).reason,
             "train_photos": len(splits["train"]),

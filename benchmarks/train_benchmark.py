@@ -38,6 +38,7 @@ from wms.data.synthetic import SyntheticSpec, generate_dataset
 from wms.data.validation import validate_folder
 from wms.registry.model_registry import ModelRegistry
 from wms.training.settings import PRESETS, TrainSettings, parse_assignment, settings_for
+from wms.training.speed import cpu_model_name
 from wms.training.train import resolve_device, train, validates
 
 
@@ -173,7 +174,8 @@ def run(args: argparse.Namespace, data: Path) -> None:
     if args.minutes:
         settings = settings.with_overrides(epochs=epochs_within(splits, settings, args.minutes))
     device = resolve_device(settings.device)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    cpu = f"cpu ({torch.get_num_threads()} threads) {cpu_model_name()}"
+    name = torch.cuda.get_device_name() if device.type == "cuda" else cpu
     print(f"{name}: {settings} on { {k: len(v) for k, v in splits.items()} } from {data}", flush=True)
     tracking = benchmark_tracking(args.tracking_uri)
     tags = {"wms/benchmark": "train_benchmark.py", "wms/data": str(data)}

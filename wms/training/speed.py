@@ -21,6 +21,7 @@ from wms.training.settings import PRECISIONS
 AUTO, BF16, FP32 = PRECISIONS
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 """/proc/cpuinfo flags of the instructions that oneDNN's bf16 convolutions run on."""
+CPUINFO = Path("/proc/cpuinfo")
 
 
 @dataclass(frozen=True)
@@ -66,17 +67,27 @@ def _bf16_support(device: torch.device, cpu_flags: frozenset[str] | None) -> str
     return f"the CPU reports {', '.join(found)}" if found else None
 
 
-def cpu_feature_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+def cpu_feature_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     """The CPU's feature flags as the kernel reports them (empty where there is no /proc/cpuinfo, as on macOS)."""
+    return frozenset(_cpuinfo_field("flags", cpuinfo).split())
+
+
+def cpu_model_name(cpuinfo: Path = CPUINFO) -> str:
+    """The processor's name as the kernel reports it ("" where it does not): benchmarks name the machine they ran on."""
+    return _cpuinfo_field("model name", cpuinfo)
+
+
+def _cpuinfo_field(name: str, cpuinfo: Path) -> str:
+    """The first processor's `name` field in /proc/cpuinfo."""
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return frozenset()
+        return ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+        if key.strip() == name:
+            return value.strip()
+    return ""
 
 
 class CompiledForward:

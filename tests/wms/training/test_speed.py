@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from wms.training.speed import CompiledForward, cpu_feature_flags, resolve_precision
+from wms.training.speed import CompiledForward, cpu_feature_flags, cpu_model_name, resolve_precision
 
 CPU = torch.device("cpu")
 ZEN4_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})
@@ -41,6 +41,13 @@ def test_the_flags_are_read_from_the_kernels_cpuinfo(tmp_path: Path):
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2 avx512_bf16\n\n")
     assert cpu_feature_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
     assert cpu_feature_flags(tmp_path / "absent") == frozenset()
+
+
+def test_the_processor_name_is_read_from_the_kernels_cpuinfo(tmp_path: Path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.80GHz\nflags\t\t: fpu avx2\n\n")
+    assert cpu_model_name(cpuinfo) == "Intel(R) Xeon(R) Processor @ 2.80GHz"
+    assert cpu_model_name(tmp_path / "absent") == ""
 
 
 @pytest.mark.skipif("avx512_bf16" not in cpu_feature_flags(), reason="this CPU reports no avx512_bf16")
