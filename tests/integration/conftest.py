@@ -16,16 +16,12 @@ from wms_assets.run import materialize_job
 TINY_TRAINING = {**LEARNING_SCHEDULE, "fine_tune": "1:0.001:96"}
 """Two short cycles that learn the synthetic windows, like the `cpu` preset's: the whole path from training to serving
 goes through them; new photos fine-tune the champion for one epoch."""
-SERVER_PORTS = (
-    "inference_port",
-    "management_port",
-    "metrics_port",
-    "worker_port",
-    "grpc_inference_port",
-    "grpc_management_port",
-    "handler_metrics_port",
-    "backend_port",
-)
+
+
+def free_server_ports() -> dict[str, int]:
+    """A free port for each of LocalModelServer's ports, the workers' socket suffix included: servers of the session
+    run side by side, and TorchServe's worker sockets would collide on the default."""
+    return {name: free_port() for name in LocalModelServer.model_fields if name.endswith("_port")}
 
 
 def definitions(layout: StateLayout, server: LocalModelServer, **policy) -> dg.Definitions:
@@ -42,7 +38,7 @@ def definitions(layout: StateLayout, server: LocalModelServer, **policy) -> dg.D
 @pytest.fixture(scope="session")
 def stage(tmp_path_factory):
     layout = StateLayout(tmp_path_factory.mktemp("state"))
-    server = LocalModelServer(home=str(layout.torchserve_home), **{name: free_port() for name in SERVER_PORTS})
+    server = LocalModelServer(home=str(layout.torchserve_home), **free_server_ports())
     instance = dg.DagsterInstance.ephemeral()
     yield layout, server, instance
     server.server().stop()

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.dagsterdeployment import DagsterDeployment, write_workspace
+from tests.integration.conftest import free_server_ports
 from wms.core.local_state import MODEL_NAME, StateLayout
 from wms.data.synthetic import SyntheticSpec, generate_dataset
 from wms.data.versioning import directory_md5
@@ -42,16 +43,6 @@ resources["promotion_policy"] = PromotionPolicy(min_test_iou=0.0, min_test_dice=
 resources["model_server"] = LocalModelServer(home=str(layout.torchserve_home), **{ports!r})
 defs = build_definitions(resources)
 """
-PORTS = (
-    "inference_port",
-    "management_port",
-    "metrics_port",
-    "worker_port",
-    "grpc_inference_port",
-    "grpc_management_port",
-    "handler_metrics_port",
-    "backend_port",
-)
 
 
 class Prober(threading.Thread):
@@ -83,7 +74,7 @@ def deployment(tmp_path_factory):
     photos = root / "photos"
     generate_dataset(photos, SyntheticSpec(count=40, seed=1))
     record_watched(layout.watched_source, folder_source(photos, TRAINING, "test"))
-    ports = {name: free_port() for name in PORTS}
+    ports = free_server_ports()
     workspace = write_workspace(root, CODE_LOCATION.format(home=str(layout.home), ports=ports))
     spec = importlib.util.spec_from_file_location("daemon_loop_definitions", root / "definitions.py")
     code = importlib.util.module_from_spec(spec)
