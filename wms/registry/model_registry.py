@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -105,6 +106,13 @@ def champion_stack(events: list[ChampionEvent]) -> list[str]:
     return stack
 
 
+def model_requirements() -> list[str]:
+    """What loading a logged U-Net needs, pinned to what trained it. Given, not inferred: MLflow infers them by loading
+    the model in a new interpreter, and logging a U-Net took 13.6 s so against 0.3 s with them given (2 cores, 2026-12-08)."""
+    pinned = [f"{package}=={metadata.version(package)}" for package in ("segmentation-models-pytorch", "numpy")]
+    return [*mlflow.pytorch.get_default_pip_requirements(), *pinned]
+
+
 @dataclass
 class TrainingRun:
     """The active MLflow run of one training; logs what the training produces."""
@@ -119,7 +127,9 @@ class TrainingRun:
         import torch
 
         example = torch.zeros(1, 3, image_size, image_size).numpy()
-        info = mlflow.pytorch.log_model(model, name="model", input_example=example, serialization_format="pickle")
+        info = mlflow.pytorch.log_model(
+            model, name="model", input_example=example, serialization_format="pickle", pip_requirements=model_requirements()
+        )
         mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
         return info.model_uri
 

@@ -1,6 +1,9 @@
 import json
+from importlib import metadata
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import mlflow
 import pytest
 import torch
 
@@ -78,6 +81,16 @@ def test_a_registered_model_loads_with_its_input_size(registry, logged):
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
     assert registry.image_size_of(f"models:/test-unet/{version}") == 64
 
+
+def test_a_logged_model_pins_the_packages_that_load_it(registry, logged):
+    """The requirements are given, not inferred: they must still name torch, cloudpickle and the U-Net's library at
+    the versions installed here, so that `mlflow models serve` or a pod rebuilds an environment that unpickles it."""
+    _, uri = logged
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=registry.tracking_uri))
+    pinned = dict(line.split("==") for line in (folder / "requirements.txt").read_text().split() if "==" in line)
+    installed = {package: metadata.version(package) for package in ("segmentation-models-pytorch", "cloudpickle", "numpy")}
+    assert pinned.items() >= installed.items()
+    assert pinned["torch"] == metadata.version("torch").split("+")[0]
 
 def test_unknown_aliases_and_uris_fail_clearly(registry):
     assert registry.version_by_alias("nobody") is None
