@@ -26,6 +26,7 @@ import psutil
 import pytest
 
 from tests.conftest import free_port_block
+from tests.models import LEARNING_SCHEDULE
 from wms.core.local_state import MODEL_NAME, SERVE_PORT_VARIABLE, StateLayout
 from wms.data.synthetic import SyntheticSpec, generate_dataset
 from wms.data.versioning import STALE_UPLOAD_AGE_S
@@ -39,6 +40,10 @@ ROOT = Path(__file__).resolve().parents[2]
 WMS = Path(sys.executable).with_name("wms")
 HANG_GUARD_S = 1800
 """Only so that a run that hangs ends the test: no run comes near it."""
+TRAINING = [f"--set={key}={value}" for key, value in {**LEARNING_SCHEDULE, "fine_tune": "2:0.0005:96"}.items()]
+"""Every run of the chain trains with these (the same settings, or a run would not take up the killed one's
+checkpoints): a training that learns the synthetic windows in seconds, not the demo preset's minutes, so that the
+default gates pass it, and a fine-tuning gentle enough for the no-regression gate."""
 
 
 class Chain:
@@ -66,7 +71,7 @@ class Chain:
         self.runs += 1
         with open(self.log(), "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tests.killpoints", point, "--", "run", *arguments],
+                [sys.executable, "-m", "tests.killpoints", point, "--", "run", *arguments, *TRAINING],
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,
@@ -89,7 +94,12 @@ class Chain:
         self.runs += 1
         with open(self.log(), "wb") as log:
             completed = subprocess.run(
-                [str(WMS), "run", *arguments], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=HANG_GUARD_S
+                [str(WMS), "run", *arguments, *TRAINING],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=HANG_GUARD_S,
             )
         output = self.log().read_text(errors="replace")
         assert completed.returncode == 0, output[-4000:]
