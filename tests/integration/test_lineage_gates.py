@@ -95,7 +95,7 @@ def test_the_parity_gate_refuses_an_export_that_differs_from_the_trained_model(s
 
 def test_the_latency_gate_refuses_a_model_slower_than_the_budget(stage, before):
     layout, server, instance = stage
-    hurried = definitions(layout, server, max_p95_latency_ms=0.5, regression_margin=0.99)
+    hurried = definitions(layout, server, max_p95_latency_ms=0.5, min_test_iou=0.0, min_test_dice=0.0, regression_margin=0.99)
     outcome = materialize_job(candidate(seed=13), instance, hurried)
     line = assert_refused_by(outcome, "onnx_latency_within_budget", stage, before)
     assert "> budget 0.5 ms" in line
