@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install demo test lint ui mlflow-ui stop clean
+.PHONY: help install demo test test-fast lint ui mlflow-ui stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,11 @@ test: install ## Install, then run ruff, the import layering (lint-imports) and 
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
+
+test-fast: install ## The edit-test loop: ruff, the import layering and the tests not marked slow (CI runs them all)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -m "not slow"
 
 lint: install ## ruff check, format check and the import layering
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,5 @@
-"""Shared fixtures: small synthetic data sets made once per session, free ports, and the real data folder."""
+"""Shared fixtures: small synthetic data sets and an exported U-Net made once per session, free ports, and the real
+data folder."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     generate_dataset(root, SyntheticSpec(count=48, seed=7))
     return root
+
+
+@pytest.fixture(scope="session")
+def untrained_onnx(tmp_path_factory) -> Path:
+    """An untrained mobilenet_v2 U-Net of 64-pixel input as ONNX (read-only: copy before changing). Exported once:
+    torch.onnx's exporter takes 10 to 20 s of 2 cores for it, and a dozen modules serve one."""
+    from wms.training.export import export_onnx
+    from wms.training.model import build_unet
+
+    return export_onnx(build_unet("mobilenet_v2"), 64, tmp_path_factory.mktemp("untrained") / "model.onnx", {})
 
 
 @pytest.fixture(scope="session")

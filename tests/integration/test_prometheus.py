@@ -17,8 +17,6 @@ from tests.photos import encode
 from wms.monitoring.drift import STATISTICS, compare, served_histograms
 from wms.monitoring.prometheus import LocalPrometheus
 from wms.serving.torchserve import LocalTorchServe, build_archive
-from wms.training.export import export_onnx
-from wms.training.model import build_unet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "tiny"
@@ -26,10 +24,10 @@ SELECTOR = f'stage="local",model="{MODEL}",model_version="1"'
 
 
 @pytest.fixture(scope="module")
-def watched(tmp_path_factory):
+def watched(tmp_path_factory, untrained_onnx):
     """TorchServe serving a small model, Prometheus scraping it every second, and 30 answered photos, 5 refused."""
     folder = tmp_path_factory.mktemp("watched")
-    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
+    onnx_path = untrained_onnx
     server = replace(LocalTorchServe.on_port(folder / "home", free_port_block(8)), worker_port=free_port())
     server.start(build_archive(onnx_path, MODEL, "1", server.model_store))
     prometheus = prometheus_scraping(folder / "prometheus", server)

@@ -14,17 +14,15 @@ import pytest
 from tests.conftest import free_port, free_port_block
 from tests.serving.test_service import GOOD, MODEL, send
 from wms.serving.torchserve import LocalTorchServe, build_archive
-from wms.training.export import export_onnx
-from wms.training.model import build_unet
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
 
 CLIENTS = 4
 
 
 @pytest.fixture
-def server(tmp_path):
-    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
+def server(tmp_path, untrained_onnx):
+    onnx_path = untrained_onnx
     served = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(8)), worker_port=free_port())
     served.start(build_archive(onnx_path, MODEL, "1", served.model_store))
     yield served

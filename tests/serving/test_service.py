@@ -20,19 +20,17 @@ from tests.photos import encode, mutations, png_header_only
 from wms.core.project import PROJECT_ROOT as ROOT
 from wms.serving.site import api_document
 from wms.serving.torchserve import MAX_REQUEST_BYTES, LocalTorchServe, TorchServeError, build_archive
-from wms.training.export import export_onnx
-from wms.training.model import build_unet
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
 
 MODEL = "tiny"
 TOKEN = "integration-token"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, untrained_onnx):
     folder = tmp_path_factory.mktemp("service")
-    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
+    onnx_path = untrained_onnx
     (folder / "key").write_text(TOKEN + "\n")
     served = replace(
         LocalTorchServe.on_port(folder / "home", free_port_block(8)), worker_port=free_port(), api_key_file=folder / "key"
@@ -304,10 +302,10 @@ def test_concurrent_requests_are_batched_and_a_bad_one_fails_alone(server):
     assert requests == 24 and batches < 24  # some calls of the handler took several requests at once
 
 
-def test_two_workers_share_one_metrics_page(tmp_path):
+def test_two_workers_share_one_metrics_page(tmp_path, untrained_onnx):
     from concurrent.futures import ThreadPoolExecutor
 
-    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
+    onnx_path = untrained_onnx
     served = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(8)), workers=2, worker_port=free_port())
     served.start(build_archive(onnx_path, MODEL, "1", served.model_store))
     try:

@@ -19,8 +19,6 @@ from PIL import Image
 from tests.conftest import free_port_block
 from tests.models import centre_window_onnx, fails_on_bright_photos
 from tests.photos import encode
-from wms.training.export import export_onnx
-from wms.training.model import build_unet
 from wms_cli.main import main
 
 
@@ -101,9 +99,10 @@ def test_serve_start_without_a_model_exits_2_and_says_what_to_give(tmp_path, mon
 
 
 @pytest.mark.integration
-def test_serve_start_serves_an_onnx_file_then_status_and_stop_find_it(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_serve_start_serves_an_onnx_file_then_status_and_stop_find_it(tmp_path, monkeypatch, untrained_onnx):
     monkeypatch.setenv("WMS_HOME", str(tmp_path / "state"))
-    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
+    onnx_path = untrained_onnx
     port = free_port_block(8)
     try:
         started = CliRunner().invoke(main, ["serve", "start", "--model", str(onnx_path), "--port", str(port)])
@@ -123,6 +122,7 @@ def test_serve_start_serves_an_onnx_file_then_status_and_stop_find_it(tmp_path, 
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_serve_canary_starts_weighs_refuses_a_bad_weight_and_retires(tmp_path, monkeypatch):
     monkeypatch.setenv("WMS_HOME", str(tmp_path / "state"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)

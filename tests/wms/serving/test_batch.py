@@ -9,14 +9,12 @@ from tests.models import centre_window_onnx
 from wms.core.local_state import StateLayout
 from wms.inference.predict import onnx_segmenter
 from wms.serving.batch import predict_folder, resolve_segmenter
-from wms.training.export import export_onnx
-from wms.training.model import build_unet
 from wms_cli.main import main
 
 
 @pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory):
-    return export_onnx(build_unet("mobilenet_v2"), 64, tmp_path_factory.mktemp("model") / "model.onnx", {})
+def onnx_model(untrained_onnx):
+    return untrained_onnx
 
 
 @pytest.fixture

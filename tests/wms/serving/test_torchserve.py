@@ -10,17 +10,14 @@ from tests.conftest import free_port, free_port_block
 from tests.models import fails_on_bright_photos, wrong_input_model
 from wms.serving.smoke import sample_photo
 from wms.serving.torchserve import LocalTorchServe, TorchServeError, build_archive
-from wms.training.export import export_onnx
-from wms.training.model import build_unet
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory):
+def archive(tmp_path_factory, untrained_onnx):
     folder = tmp_path_factory.mktemp("archive")
-    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, folder / "model.onnx", {})
-    return build_archive(onnx_path, "tiny", "4", folder / "store")
+    return build_archive(untrained_onnx, "tiny", "4", folder / "store")
 
 
 def test_the_archive_holds_the_model_and_the_handler(archive):
@@ -66,8 +63,8 @@ def test_a_server_is_found_again_from_the_config_it_wrote(tmp_path):
 
 
 @pytest.fixture
-def serving_version_1(tmp_path):
-    onnx_path = export_onnx(build_unet("mobilenet_v2"), 64, tmp_path / "model.onnx", {})
+def serving_version_1(tmp_path, untrained_onnx):
+    onnx_path = untrained_onnx
     server = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(8)), worker_port=free_port())
     server.deploy(build_archive(onnx_path, "tiny", "1", server.model_store), "tiny", "1")
     yield server, onnx_path
