@@ -92,6 +92,7 @@ def test_a_logged_model_pins_the_packages_that_load_it(registry, logged):
     assert pinned.items() >= installed.items()
     assert pinned["torch"] == metadata.version("torch").split("+")[0]
 
+
 def test_unknown_aliases_and_uris_fail_clearly(registry):
     assert registry.version_by_alias("nobody") is None
     with pytest.raises(LookupError, match="no registered model version"):
