@@ -7,7 +7,7 @@ import pytest
 from tests.s3server import ACCESS_KEY, SECRET_KEY, start_s3_server
 from wms.data.versioning import DvcError, DvcRepository, directory_md5
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BUCKET = "wms-dvc"
 
 

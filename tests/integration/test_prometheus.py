@@ -27,9 +27,8 @@ SELECTOR = f'stage="local",model="{MODEL}",model_version="1"'
 def watched(tmp_path_factory, untrained_onnx):
     """TorchServe serving a small model, Prometheus scraping it every second, and 30 answered photos, 5 refused."""
     folder = tmp_path_factory.mktemp("watched")
-    onnx_path = untrained_onnx
     server = replace(LocalTorchServe.on_port(folder / "home", free_port_block(8)), worker_port=free_port())
-    server.start(build_archive(onnx_path, MODEL, "1", server.model_store))
+    server.start(build_archive(untrained_onnx, MODEL, "1", server.model_store))
     prometheus = prometheus_scraping(folder / "prometheus", server)
     try:
         rng = np.random.default_rng(0)

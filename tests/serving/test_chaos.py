@@ -15,16 +15,15 @@ from tests.conftest import free_port, free_port_block
 from tests.serving.test_service import GOOD, MODEL, send
 from wms.serving.torchserve import LocalTorchServe, build_archive
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLIENTS = 4
 
 
 @pytest.fixture
 def server(tmp_path, untrained_onnx):
-    onnx_path = untrained_onnx
     served = replace(LocalTorchServe.on_port(tmp_path / "home", free_port_block(8)), worker_port=free_port())
-    served.start(build_archive(onnx_path, MODEL, "1", served.model_store))
+    served.start(build_archive(untrained_onnx, MODEL, "1", served.model_store))
     yield served
     served.stop()
 

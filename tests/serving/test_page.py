@@ -15,7 +15,7 @@ from tests.models import centre_window_onnx
 from wms.serving.smoke import sample_photo
 from wms.serving.torchserve import LocalTorchServe, build_archive
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "wms-unet"
 OUTLINE = (255, 45, 122)
 """The outline's colour on the page (serving/web/app.js)."""

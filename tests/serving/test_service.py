@@ -21,7 +21,7 @@ from wms.core.project import PROJECT_ROOT as ROOT
 from wms.serving.site import api_document
 from wms.serving.torchserve import MAX_REQUEST_BYTES, LocalTorchServe, TorchServeError, build_archive
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MODEL = "tiny"
 TOKEN = "integration-token"

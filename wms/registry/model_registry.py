@@ -108,7 +108,8 @@ def champion_stack(events: list[ChampionEvent]) -> list[str]:
 
 def model_requirements() -> list[str]:
     """What loading a logged U-Net needs, pinned to what trained it. Given, not inferred: MLflow infers them by loading
-    the model in a new interpreter, and logging a U-Net took 13.6 s so against 0.3 s with them given (2 cores, 2026-12-08)."""
+    the model in a new interpreter, and logging a U-Net took 13.6 s that way against 0.3 s with them given (2 cores,
+    2026-12-08)."""
     pinned = [f"{package}=={metadata.version(package)}" for package in ("segmentation-models-pytorch", "numpy")]
     return [*mlflow.pytorch.get_default_pip_requirements(), *pinned]
 

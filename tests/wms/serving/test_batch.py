@@ -12,11 +12,6 @@ from wms.serving.batch import predict_folder, resolve_segmenter
 from wms_cli.main import main
 
 
-@pytest.fixture(scope="module")
-def onnx_model(untrained_onnx):
-    return untrained_onnx
-
-
 @pytest.fixture
 def photos(synthetic_root, tmp_path):
     folder = tmp_path / "photos"
@@ -28,8 +23,8 @@ def photos(synthetic_root, tmp_path):
     return folder
 
 
-def test_predict_folder_writes_binary_masks_the_size_of_the_turned_photo(onnx_model, photos, tmp_path):
-    report = predict_folder(onnx_segmenter(onnx_model), photos, tmp_path / "out")
+def test_predict_folder_writes_binary_masks_the_size_of_the_turned_photo(untrained_onnx, photos, tmp_path):
+    report = predict_folder(onnx_segmenter(untrained_onnx), photos, tmp_path / "out")
     assert len(report.written) == 3
     assert set(report.failures) == {"broken.jpg", "notes.txt"}
     for written in report.written:
@@ -68,9 +63,9 @@ def test_an_unknown_model_is_a_lookup_error(tmp_path):
         resolve_segmenter(str(tmp_path / "missing.onnx"), StateLayout(tmp_path))
 
 
-def test_cli_predict_with_an_onnx_path(onnx_model, photos, tmp_path):
+def test_cli_predict_with_an_onnx_path(untrained_onnx, photos, tmp_path):
     result = CliRunner().invoke(
-        main, ["predict", "--model", str(onnx_model), "--input", str(photos), "--output", str(tmp_path / "o")]
+        main, ["predict", "--model", str(untrained_onnx), "--input", str(photos), "--output", str(tmp_path / "o")]
     )
     assert result.exit_code == 0, result.output
     assert "wrote 3 mask(s)" in result.output

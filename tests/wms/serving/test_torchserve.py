@@ -11,7 +11,7 @@ from tests.models import fails_on_bright_photos, wrong_input_model
 from wms.serving.smoke import sample_photo
 from wms.serving.torchserve import LocalTorchServe, TorchServeError, build_archive
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from tests.models import centre_window_onnx
 from wms.serving.smoke import sample_photo
 from wms.serving.torchserve import LocalTorchServe, TorchServeError, build_archive
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each module starts its own TorchServe or S3 server
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "tiny"
 REQUESTS = 300
 FALSE_ALARM = 1e-6
